@@ -1,0 +1,3 @@
+module github.com/pixelstream/pixelstream/test
+
+go 1.26.8
