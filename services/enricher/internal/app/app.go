@@ -1,0 +1,209 @@
+// Package app wires the enricher: Kafka reader and writer, the enrichment
+// steps, the pipeline stages with their retry and metrics decorators, the
+// admin endpoints, and the ordered shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pixelstream/pixelstream/pkg/admin"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/commit"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/config"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/enrich"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/geo"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/pipeline"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/produce"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/runner"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// Run runs the enricher until ctx ends (SIGTERM), then drains in order:
+// readiness goes 503, fetching stops, the batch in hand is produced and
+// committed (bounded by cfg.ShutdownTime), the group is left, the writer
+// closed.
+func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var ready admin.Readiness
+
+	steps, cleanup, err := buildSteps(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	writer := &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		RequiredAcks:           kafka.RequireAll,
+		Balancer:               &kafka.Murmur2Balancer{}, // what Java producers use for the same key
+		Compression:            kafka.Snappy,
+		BatchSize:              cfg.BatchSize,
+		BatchTimeout:           time.Millisecond,
+		MaxAttempts:            3, // our retry decorator retries beyond this, without a limit
+		WriteTimeout:           10 * time.Second,
+		AllowAutoTopicCreation: false,
+		ErrorLogger:            kafka.LoggerFunc(log.Sugar().Named("kafka-writer").Warnf),
+	}
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           cfg.Brokers,
+		GroupID:           cfg.GroupID,
+		Topic:             cfg.RawTopic,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		QueueCapacity:     2 * cfg.BatchSize,
+		CommitInterval:    0, // synchronous: one commit per batch, after it was produced
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    cfg.SessionTimeout,
+		HeartbeatInterval: cfg.SessionTimeout / 3,
+		RebalanceTimeout:  cfg.SessionTimeout,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    time.Second,
+		ErrorLogger:       kafka.LoggerFunc(log.Sugar().Named("kafka-reader").Warnf),
+	})
+
+	stageMetrics := pipeline.NewStageMetrics(reg)
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixelstream_enricher_dropped_total",
+		Help: "Records lost for good, by reason (a dead letter the broker refused). Should stay 0.",
+	}, []string{"reason"})
+	deadlettered := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pixelstream_enricher_produce_deadlettered_total",
+		Help: "Enriched records the broker refused permanently, sent to the dead-letter topic instead.",
+	})
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixelstream_enricher_retries_total",
+		Help: "Retried stage attempts (broker unavailable, leader moved, commit failed).",
+	}, []string{"stage"})
+	reg.MustRegister(dropped, deadlettered, retries, newReaderCollector(reader))
+
+	health := &produceHealth{}
+	ready.Add("kafka", health.check)
+
+	backoff := pipeline.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
+	retryLog := func(stage string) func(error, int, time.Duration) {
+		c := retries.WithLabelValues(stage)
+		return func(err error, attempt int, wait time.Duration) {
+			c.Inc()
+			health.failed(err)
+			log.Warn("stage failed, retrying", zap.String("stage", stage), zap.Int("attempt", attempt),
+				zap.Duration("wait", wait), zap.Error(err))
+		}
+	}
+	enrichStage := &enrich.Stage{
+		Steps:           steps,
+		EnrichedTopic:   cfg.EnrichedTopic,
+		DeadletterTopic: cfg.DeadletterTopic,
+		Log:             log,
+		Records:         enrich.NewRecordsCounter(reg),
+	}
+	produceStage := &produce.Stage{
+		W:               writer,
+		DeadletterTopic: cfg.DeadletterTopic,
+		MaxRecordBytes:  int(writer.BatchBytes),
+		Log:             log,
+		Dropped:         dropped.WithLabelValues("deadletter_refused"),
+		Deadlettered:    deadlettered,
+	}
+	if produceStage.MaxRecordBytes == 0 {
+		produceStage.MaxRecordBytes = 1 << 20 // kafka-go's default BatchBytes
+	}
+	chain := pipeline.Chain(
+		pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+		pipeline.WithRetry(pipeline.WithMetrics(produceStage, "produce", stageMetrics), backoff, retryLog("produce")),
+		pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { health.ok(); return nil }),
+		pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
+	)
+	run := &runner.Runner{Source: reader, Stage: chain, MaxBatch: cfg.BatchSize, Linger: cfg.BatchLinger}
+
+	adm, err := admin.Start(cfg.AdminAddr, &ready, reg)
+	if err != nil {
+		_ = reader.Close()
+		return fmt.Errorf("admin listener %s: %w", cfg.AdminAddr, err)
+	}
+	log.Info("enricher started", zap.Strings("brokers", cfg.Brokers), zap.String("raw_topic", cfg.RawTopic),
+		zap.String("enriched_topic", cfg.EnrichedTopic), zap.String("group", cfg.GroupID), zap.String("admin", adm.Addr()))
+
+	// workCtx outlives ctx by the shutdown budget, so the batch in hand is
+	// produced and committed after SIGTERM instead of being abandoned.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		ready.Drain()
+		log.Info("shutting down: finishing the batch in hand", zap.Duration("budget", cfg.ShutdownTime))
+		time.AfterFunc(cfg.ShutdownTime, cancelWork)
+	})
+	defer stop()
+
+	runErr := run.Run(ctx, workCtx)
+	ready.Drain()
+
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := []error{runErr}
+	errs = append(errs, closeBounded(closeCtx, "reader", reader.Close))
+	errs = append(errs, closeBounded(closeCtx, "writer", writer.Close))
+	errs = append(errs, adm.Shutdown(closeCtx))
+	err = errors.Join(errs...)
+	if err != nil {
+		log.Error("enricher stopped with error", zap.Error(err))
+	} else {
+		log.Info("enricher stopped cleanly")
+	}
+	return err
+}
+
+// closeBounded runs fn but gives up waiting when ctx ends: kafka-go's Close
+// can block for minutes while a broker is unreachable.
+func closeBounded(ctx context.Context, name string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("close %s: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close %s: %w", name, ctx.Err())
+	}
+}
+
+func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func(), error) {
+	steps := []enrich.Step{enrich.Basics}
+	cleanup := func() {}
+	if cfg.GeoIPCity != "" {
+		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("geo database: %w", err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		go res.Watch(wctx, cfg.GeoIPReload, func(msg string, err error) {
+			if err != nil {
+				log.Warn(msg, zap.Error(err))
+			} else {
+				log.Info(msg)
+			}
+		})
+		cleanup = func() { cancel(); _ = res.Close() }
+		steps = append(steps, enrich.Geo(res))
+		log.Info("geo enabled", zap.String("city_db", cfg.GeoIPCity), zap.String("asn_db", cfg.GeoIPASN))
+	} else {
+		log.Warn("geo disabled: no City database configured (-geoip-city / ENRICHER_GEOIP_CITY); geo fields stay empty")
+	}
+	ua, err := device.New(cfg.UARegexes, cfg.UACacheSize)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("user-agent parser: %w", err)
+	}
+	reg.MustRegister(newUACollector(ua))
+	steps = append(steps, enrich.Device(ua))
+	return steps, cleanup, nil
+}

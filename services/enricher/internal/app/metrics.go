@@ -1,0 +1,84 @@
+package app
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// produceHealth backs /readyz: not ready while producing has failed for
+// longer than a grace period and not succeeded since.
+type produceHealth struct {
+	mu        sync.Mutex
+	failingAt time.Time
+	lastErr   error
+}
+
+const unhealthyAfter = 15 * time.Second
+
+func (h *produceHealth) failed(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failingAt.IsZero() {
+		h.failingAt = time.Now()
+	}
+	h.lastErr = err
+}
+
+func (h *produceHealth) ok() {
+	h.mu.Lock()
+	h.failingAt = time.Time{}
+	h.lastErr = nil
+	h.mu.Unlock()
+}
+
+func (h *produceHealth) check() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.failingAt.IsZero() && time.Since(h.failingAt) > unhealthyAfter {
+		return errors.New("producing has failed since " + h.failingAt.UTC().Format(time.RFC3339) + ": " + h.lastErr.Error())
+	}
+	return nil
+}
+
+// readerCollector exposes the consumer's lag from kafka-go's reader stats.
+type readerCollector struct {
+	r   *kafka.Reader
+	lag *prometheus.Desc
+}
+
+func newReaderCollector(r *kafka.Reader) prometheus.Collector {
+	return &readerCollector{r: r, lag: prometheus.NewDesc("pixelstream_enricher_consumer_lag_records",
+		"Records between the reader's position and the end of the partition it last fetched.", nil, nil)}
+}
+
+func (c *readerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag }
+
+func (c *readerCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(c.r.Stats().Lag))
+}
+
+// uaCollector exposes the User-Agent cache's hits and misses.
+type uaCollector struct {
+	p            *device.Parser
+	hits, misses *prometheus.Desc
+}
+
+func newUACollector(p *device.Parser) prometheus.Collector {
+	return &uaCollector{p: p,
+		hits:   prometheus.NewDesc("pixelstream_enricher_useragent_cache_hits_total", "User-Agent lookups served from the cache.", nil, nil),
+		misses: prometheus.NewDesc("pixelstream_enricher_useragent_cache_misses_total", "User-Agent lookups parsed by uap-go.", nil, nil),
+	}
+}
+
+func (c *uaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.hits; ch <- c.misses }
+
+func (c *uaCollector) Collect(ch chan<- prometheus.Metric) {
+	h, m := c.p.Stats()
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(h))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(m))
+}

@@ -1,0 +1,87 @@
+// Package config holds the enricher's options: defaults beside each field,
+// one flag and one environment variable per option, and Validate.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pixelstream/pixelstream/pkg/config"
+)
+
+// Config is everything the enricher can be told.
+type Config struct {
+	Brokers         []string
+	RawTopic        string
+	EnrichedTopic   string
+	DeadletterTopic string
+	GroupID         string
+	AdminAddr       string
+
+	GeoIPCity      string
+	GeoIPASN       string
+	GeoIPReload    time.Duration
+	UARegexes      string
+	UACacheSize    int
+	BatchSize      int
+	BatchLinger    time.Duration
+	RetryInitial   time.Duration
+	RetryMax       time.Duration
+	SessionTimeout time.Duration
+	ShutdownTime   time.Duration
+	LogLevel       string
+}
+
+// Declare registers every option on s, with its default.
+func (c *Config) Declare(s *config.Set) {
+	s.List(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", nil, "Kafka bootstrap brokers, comma-separated host:port (required)")
+	s.String(&c.RawTopic, "raw-topic", "RAW_TOPIC", "hits.raw", "topic of raw hits to consume")
+	s.String(&c.EnrichedTopic, "enriched-topic", "ENRICHED_TOPIC", "pageviews.enriched", "topic the enriched JSON records are written to")
+	s.String(&c.DeadletterTopic, "deadletter-topic", "DEADLETTER_TOPIC", "hits.deadletter", "topic for records that cannot be enriched (original bytes, reason in headers)")
+	s.String(&c.GroupID, "group-id", "ENRICHER_GROUP_ID", "pixelstream-enricher", "Kafka consumer group; every enricher replica uses the same one")
+	s.String(&c.AdminAddr, "admin-addr", "ENRICHER_ADMIN_ADDR", ":9101", "address of /healthz, /readyz, /metrics")
+	s.String(&c.GeoIPCity, "geoip-city", "ENRICHER_GEOIP_CITY", "", "path of a MaxMind City .mmdb (GeoLite2/GeoIP2/DB-IP); empty disables geo")
+	s.String(&c.GeoIPASN, "geoip-asn", "ENRICHER_GEOIP_ASN", "", "optional path of a MaxMind ASN .mmdb")
+	s.Duration(&c.GeoIPReload, "geoip-reload-interval", "ENRICHER_GEOIP_RELOAD_INTERVAL", 30*time.Second, "how often to check the .mmdb files for changes and reload them")
+	s.String(&c.UARegexes, "ua-regexes", "ENRICHER_UA_REGEXES", "", "path of a uap-core regexes.yaml newer than the embedded one; empty uses the embedded")
+	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
+	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 1000, "records per fetch-enrich-produce-commit cycle")
+	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch")
+	s.Duration(&c.RetryInitial, "retry-initial", "ENRICHER_RETRY_INITIAL", 100*time.Millisecond, "first backoff when producing or committing fails")
+	s.Duration(&c.RetryMax, "retry-max", "ENRICHER_RETRY_MAX", 10*time.Second, "backoff cap; the enricher retries until the broker is back, never skipping a record")
+	s.Duration(&c.SessionTimeout, "group-session-timeout", "ENRICHER_GROUP_SESSION_TIMEOUT", 10*time.Second, "consumer group session timeout: how fast a dead member's partitions move")
+	s.Duration(&c.ShutdownTime, "shutdown-timeout", "ENRICHER_SHUTDOWN_TIMEOUT", 30*time.Second, "how long the batch in hand may take to finish on SIGTERM")
+	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+}
+
+// Named validation errors.
+var (
+	ErrNoBrokers = errors.New("no Kafka brokers: set -kafka-brokers or KAFKA_BROKERS")
+	ErrNoTopic   = errors.New("raw, enriched and dead-letter topics must be set and distinct")
+	ErrNoGroup   = errors.New("group id must be set")
+	ErrBatch     = errors.New("batch size must be between 1 and 100000")
+	ErrDuration  = errors.New("durations must be positive")
+	ErrUACache   = errors.New("ua-cache-size must be at least 1")
+)
+
+// Validate reports the first invalid option.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return ErrNoBrokers
+	case c.RawTopic == "" || c.EnrichedTopic == "" || c.DeadletterTopic == "" ||
+		c.RawTopic == c.EnrichedTopic || c.RawTopic == c.DeadletterTopic || c.EnrichedTopic == c.DeadletterTopic:
+		return ErrNoTopic
+	case c.GroupID == "":
+		return ErrNoGroup
+	case c.BatchSize < 1 || c.BatchSize > 100000:
+		return fmt.Errorf("%w: got %d", ErrBatch, c.BatchSize)
+	case c.BatchLinger <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.ShutdownTime <= 0 ||
+		c.GeoIPReload <= 0 || c.SessionTimeout <= 0:
+		return ErrDuration
+	case c.UACacheSize < 1:
+		return ErrUACache
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pixelstream/pixelstream/services/enricher/internal/pipeline"
+	"github.com/segmentio/kafka-go"
+)
+
+// chanSource serves records from a channel like kafka.Reader.FetchMessage.
+type chanSource struct{ ch chan kafka.Message }
+
+func (s chanSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	select {
+	case m := <-s.ch:
+		return m, nil
+	case <-ctx.Done():
+		return kafka.Message{}, ctx.Err()
+	}
+}
+
+func TestBatchesInOrderAndBounded(t *testing.T) {
+	src := chanSource{make(chan kafka.Message, 100)}
+	for i := range 25 {
+		src.ch <- kafka.Message{Offset: int64(i)}
+	}
+	var mu sync.Mutex
+	var seen []int64
+	var sizes []int
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runner{Source: src, MaxBatch: 10, Linger: 20 * time.Millisecond,
+		Stage: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(b.In))
+			for _, m := range b.In {
+				seen = append(seen, m.Offset)
+			}
+			if len(seen) == 25 {
+				cancel()
+			}
+			return nil
+		})}
+	if err := r.Run(ctx, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range seen {
+		if off != int64(i) {
+			t.Fatalf("out of order: %v", seen)
+		}
+	}
+	for _, n := range sizes {
+		if n > 10 {
+			t.Fatalf("batch of %d > max", n)
+		}
+	}
+	if len(seen) != 25 {
+		t.Fatalf("processed %d", len(seen))
+	}
+}
+
+func TestStageErrorStopsWithoutContinuing(t *testing.T) {
+	src := chanSource{make(chan kafka.Message, 10)}
+	src.ch <- kafka.Message{Offset: 1}
+	calls := 0
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond,
+		Stage: pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { calls++; return errors.New("broker gone") })}
+	err := r.Run(context.Background(), context.Background())
+	if err == nil || calls != 1 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+// On shutdown the batch in hand is still processed with the work context.
+func TestShutdownFinishesBatchInHand(t *testing.T) {
+	src := chanSource{make(chan kafka.Message, 10)}
+	src.ch <- kafka.Message{Offset: 1}
+	fetchCtx, cancel := context.WithCancel(context.Background())
+	processed := 0
+	r := &Runner{Source: src, MaxBatch: 100, Linger: time.Hour,
+		Stage: pipeline.StageFunc(func(ctx context.Context, b *pipeline.Batch) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			processed += len(b.In)
+			return nil
+		})}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if err := r.Run(fetchCtx, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if processed != 1 {
+		t.Fatalf("processed %d, want the lingering record finished", processed)
+	}
+}
