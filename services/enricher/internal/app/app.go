@@ -177,7 +177,7 @@ func closeBounded(ctx context.Context, name string, fn func() error) error {
 }
 
 func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func(), error) {
-	steps := []enrich.Step{enrich.Basics}
+	steps := []enrich.Step{enrich.Basics, enrich.Campaign()}
 	cleanup := func() {}
 	if cfg.GeoIPCity != "" {
 		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)

@@ -3,6 +3,7 @@ package enrich
 import (
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/pkg/pageview"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/campaign"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/geo"
 )
@@ -43,6 +44,29 @@ func Device(p *device.Parser) Step {
 		pv.DeviceType = res.DeviceType
 		pv.DeviceBrand = res.DeviceBrand
 		pv.DeviceModel = res.DeviceModel
+		return nil
+	})
+}
+
+// Campaign reads the page URL, referrer, event type, UTM parameters and
+// click IDs from the pixel's query string and the Referer header.
+func Campaign() Step {
+	var res campaign.Result
+	return StepFunc(func(raw *hit.Raw, pv *pageview.Pageview, _ *Scratch) error {
+		campaign.Parse(raw.Query, raw.Referer, &res)
+		pv.EventType = res.EventType
+		pv.PageURL, pv.PageHost, pv.PagePath = res.PageURL, res.PageHost, res.PagePath
+		pv.ReferrerURL, pv.ReferrerHost = res.ReferrerURL, res.ReferrerHost
+		pv.UTMSource = res.UTM[campaign.UTMSource]
+		pv.UTMMedium = res.UTM[campaign.UTMMedium]
+		pv.UTMCampaign = res.UTM[campaign.UTMCampaign]
+		pv.UTMTerm = res.UTM[campaign.UTMTerm]
+		pv.UTMContent = res.UTM[campaign.UTMContent]
+		pv.UTMID = res.UTM[campaign.UTMID]
+		for _, c := range res.ClickIDs {
+			pv.ClickIDs = append(pv.ClickIDs, pageview.KV{Key: c.Param, Value: c.Value})
+		}
+		pv.ClickID, pv.ClickIDParam, pv.ClickPlatform = res.ClickID, res.ClickIDParam, res.ClickPlatform
 		return nil
 	})
 }
