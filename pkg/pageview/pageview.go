@@ -57,7 +57,34 @@ type Pageview struct {
 	DeviceBrand    string `json:"device_brand"`
 	DeviceModel    string `json:"device_model"`
 
+	GeoASN   uint32 `json:"geo_asn"`
+	GeoASOrg string `json:"geo_as_org"`
+	// GeoSource says whose location the geo fields describe: "ip" (the
+	// visitor's), "email_proxy" (a mail image proxy's, not the reader's) or
+	// "" (no location).
+	GeoSource string `json:"geo_source"`
+
+	IsBot      bool   `json:"is_bot"`
+	BotName    string `json:"bot_name"`
+	EmailProxy string `json:"email_proxy"`
+	// MachineOpen marks an email open fetched by a privacy proxy (Apple
+	// Mail Privacy Protection) whether or not anyone read the mail.
+	MachineOpen      bool   `json:"machine_open"`
+	EmailCampaignID  string `json:"email_campaign_id"`
+	EmailRecipientID string `json:"email_recipient_id"`
+
+	ReferrerMedium string `json:"referrer_medium"`
+	ReferrerSource string `json:"referrer_source"`
+	ReferrerTerm   string `json:"referrer_term"`
+	Channel        string `json:"channel"`
+
+	VisitorID    string `json:"visitor_id"`
+	SessionID    string `json:"session_id"`
+	SessionStart bool   `json:"session_start"`
+	SessionSeq   int    `json:"session_seq"`
+
 	IP             string `json:"ip"`
+	IPMode         string `json:"ip_mode"`
 	AcceptLanguage string `json:"accept_language"`
 	DNT            bool   `json:"dnt"`
 	GPC            bool   `json:"gpc"`

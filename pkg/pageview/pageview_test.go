@@ -20,7 +20,10 @@ func sample() *Pageview {
 		GeoCountryCode: "GB", GeoCountry: "United Kingdom", GeoRegionCode: "ENG", GeoRegion: "England", GeoCity: "Gamlingay",
 		GeoPostalCode: "SG19", GeoLatitude: &lat, GeoLongitude: &lon, GeoTimezone: "Europe/London",
 		UserAgent: "Mozilla/5.0 \x01\xff", BrowserFamily: "Chrome", BrowserVersion: "120.0.0", OSFamily: "Windows", OSVersion: "10",
-		DeviceType: "desktop", IP: "81.2.69.0", AcceptLanguage: "en-GB,en;q=0.9", DNT: true, GPC: false, Prefetch: true,
+		DeviceType: "desktop", IP: "81.2.69.0", IPMode: "truncate", GeoASN: 20712, GeoASOrg: "Andrews & Arnold", GeoSource: "ip",
+		IsBot: true, BotName: "Googlebot", EmailProxy: "gmail", MachineOpen: true, EmailCampaignID: "c1", EmailRecipientID: "r1",
+		ReferrerMedium: "search", ReferrerSource: "Google", ReferrerTerm: "shoes", Channel: "organic_search",
+		VisitorID: "0123456789abcdef", SessionID: "019abc00-0000-7000-8000-000000000001", SessionStart: true, SessionSeq: 3, AcceptLanguage: "en-GB,en;q=0.9", DNT: true, GPC: false, Prefetch: true,
 		TrackingHost: "t.example", EdgeInstance: "edge-1", SchemaVersion: SchemaVersion,
 	}
 }

@@ -32,6 +32,14 @@ type StepFunc func(raw *hit.Raw, pv *pageview.Pageview, s *Scratch) error
 // Enrich calls f.
 func (f StepFunc) Enrich(raw *hit.Raw, pv *pageview.Pageview, s *Scratch) error { return f(raw, pv, s) }
 
+// Skip is returned by a step to withhold a record from every output topic
+// on purpose (an honoured Do Not Track signal, a duplicate). Its Reason is
+// the metric label, so it must come from a small fixed set. A skipped record
+// is counted, its offset committed, and nothing is produced for it.
+type Skip struct{ Reason string }
+
+func (s *Skip) Error() string { return "skipped: " + s.Reason }
+
 // Scratch is per-record working memory for strings that steps format (ids,
 // timestamps, addresses). It is reset for every record, after the previous
 // one has been encoded, so the strings never outlive their bytes.
@@ -84,7 +92,7 @@ type span struct{ out, start, end int }
 func NewRecordsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixelstream_enricher_records_total",
-		Help: "Raw records processed, by outcome: enriched, or the dead-letter reason (decode, invalid, enrich).",
+		Help: "Raw records processed, by outcome: enriched, the dead-letter reason (decode, invalid, enrich), or the reason a record was withheld on purpose (duplicate, dnt, gpc).",
 	}, []string{"outcome"})
 	reg.MustRegister(c)
 	return c
@@ -98,7 +106,15 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		in := &b.In[i]
 		start := len(b.Arena)
 		var class, reason string
-		b.Arena, class, reason = s.one(in, b.Arena)
+		var skip *Skip
+		b.Arena, class, reason, skip = s.one(in, b.Arena)
+		if skip != nil {
+			b.Arena = b.Arena[:start]
+			s.Records.WithLabelValues(skip.Reason).Inc()
+			// An empty topic marks "nothing to produce" for the produce stage.
+			b.Out = append(b.Out, kafka.Message{})
+			continue
+		}
 		if class != "" {
 			b.Arena = b.Arena[:start]
 			s.Records.WithLabelValues(class).Inc()
@@ -127,26 +143,29 @@ func (s *Stage) now() time.Time {
 
 // one enriches a single record, appending its JSON to arena. A non-empty
 // class means the record must be dead-lettered for reason.
-func (s *Stage) one(in *kafka.Message, arena []byte) (out []byte, class, reason string) {
+func (s *Stage) one(in *kafka.Message, arena []byte) (out []byte, class, reason string, skip *Skip) {
 	defer func() {
 		if p := recover(); p != nil {
-			out, class, reason = arena, deadletter.ReasonEnrich, fmt.Sprintf("panic: %v", p)
+			out, class, reason, skip = arena, deadletter.ReasonEnrich, fmt.Sprintf("panic: %v", p), nil
 		}
 	}()
 	if err := s.raw.Unmarshal(in.Value); err != nil {
-		return arena, deadletter.ReasonDecode, err.Error()
+		return arena, deadletter.ReasonDecode, err.Error(), nil
 	}
 	if err := Validate(&s.raw); err != nil {
-		return arena, deadletter.ReasonInvalid, err.Error()
+		return arena, deadletter.ReasonInvalid, err.Error(), nil
 	}
 	s.pv.Reset()
 	s.scratch.buf = s.scratch.buf[:0]
 	for _, st := range s.Steps {
 		if err := st.Enrich(&s.raw, &s.pv, &s.scratch); err != nil {
-			return arena, deadletter.ReasonEnrich, err.Error()
+			if sk, ok := err.(*Skip); ok {
+				return arena, "", "", sk
+			}
+			return arena, deadletter.ReasonEnrich, err.Error(), nil
 		}
 	}
-	return s.pv.AppendJSON(arena), "", ""
+	return s.pv.AppendJSON(arena), "", "", nil
 }
 
 // Validate checks the fields every raw hit must carry.

@@ -162,3 +162,25 @@ func BenchmarkStageBasics(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/record")
 }
+
+func TestSkippedRecordsProduceNothing(t *testing.T) {
+	skipDNT := StepFunc(func(raw *hit.Raw, _ *pageview.Pageview, _ *Scratch) error {
+		if raw.DNT {
+			return &Skip{Reason: "dnt"}
+		}
+		return nil
+	})
+	s, recs := newStage(skipDNT)
+	tracked := rawHit("ua")
+	tracked.DNT = false
+	b := &pipeline.Batch{In: []kafka.Message{{Value: rawHit("ua").AppendProto(nil)}, {Value: tracked.AppendProto(nil)}}}
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Out) != 2 || b.Out[0].Topic != "" || b.Out[1].Topic != "pageviews.enriched" {
+		t.Fatalf("outputs: %q %q", b.Out[0].Topic, b.Out[1].Topic)
+	}
+	if testutil.ToFloat64(recs.WithLabelValues("dnt")) != 1 {
+		t.Fatal("skip not counted")
+	}
+}

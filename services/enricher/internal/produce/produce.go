@@ -64,6 +64,10 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	msgs := make([]kafka.Message, 0, len(pending))
 	send := pending[:0:0]
 	for _, i := range pending {
+		if b.Out[i].Topic == "" { // withheld on purpose by an earlier stage
+			b.Acked[i] = true
+			continue
+		}
 		if s.MaxRecordBytes > 0 && size(&b.Out[i]) > s.MaxRecordBytes {
 			s.reject(b, i, kafka.MessageSizeTooLarge)
 			if b.Acked[i] {

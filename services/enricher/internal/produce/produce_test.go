@@ -159,3 +159,16 @@ func TestWholeCallFailureIsRetryable(t *testing.T) {
 		t.Fatalf("err=%v pending=%v", err, b.Pending())
 	}
 }
+
+func TestWithheldRecordsAreNotSent(t *testing.T) {
+	w := &scripted{}
+	s, _, _ := stage(w)
+	b := batch("a", "b")
+	b.Out[0] = kafka.Message{}
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(w.written, ",") != "b" || len(b.Pending()) != 0 {
+		t.Fatalf("written %v pending %v", w.written, b.Pending())
+	}
+}
