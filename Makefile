@@ -4,7 +4,7 @@ MODULES := pkg services/edge services/enricher test
 BIN     := bin
 GO      ?= go
 
-.PHONY: all build run test unit lint fmt bench fuzz clean kafka-up kafka-down options
+.PHONY: all build run test unit lint fmt bench fuzz clean kafka-up kafka-down options readme
 
 all: build
 
@@ -58,3 +58,7 @@ options: build
 
 clean:
 	rm -rf $(BIN)
+
+## readme: regenerate the README's option tables from the binaries
+readme:
+	scripts/readme-options.sh

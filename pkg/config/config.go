@@ -165,7 +165,11 @@ func (s *Set) Markdown() string {
 		if def == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(&b, "| `-%s` | `%s` | `%s` | %s |\n", o.Flag, o.Env, def, strings.ReplaceAll(o.Usage, "|", "\\|"))
+		env := "`" + o.Env + "`"
+		if o.Env == "" {
+			env = "(flag only)"
+		}
+		fmt.Fprintf(&b, "| `-%s` | %s | `%s` | %s |\n", o.Flag, env, def, strings.ReplaceAll(o.Usage, "|", "\\|"))
 	}
 	return b.String()
 }

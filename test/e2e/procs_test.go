@@ -139,3 +139,26 @@ func waitReady(t *testing.T, p *proc, url string, timeout time.Duration) {
 	}
 	t.Fatalf("%s not ready at %s within %v", p.name, url, timeout)
 }
+
+// The README's option tables are generated from the binaries; a changed
+// option must be re-documented (make readme).
+func TestReadmeOptionTables(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bin := range map[string]string{"edge": bins.edge, "enricher": bins.enricher} {
+		out, err := exec.Command(bin, "-print-options").Output()
+		if err != nil {
+			t.Fatalf("%s -print-options: %v", name, err)
+		}
+		begin, end := "<!-- options:"+name+":begin -->\n", "\n<!-- options:"+name+":end -->"
+		i, j := bytes.Index(readme, []byte(begin)), bytes.Index(readme, []byte(end))
+		if i < 0 || j < i {
+			t.Fatalf("README.md lacks the %s option markers", name)
+		}
+		if got := string(readme[i+len(begin) : j]); got != string(bytes.TrimSpace(out)) {
+			t.Errorf("README.md %s options are stale: run `make readme`", name)
+		}
+	}
+}
