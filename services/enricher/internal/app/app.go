@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pixelstream/pixelstream/pkg/admin"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/classify"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/commit"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/config"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
@@ -177,7 +178,8 @@ func closeBounded(ctx context.Context, name string, fn func() error) error {
 }
 
 func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func(), error) {
-	steps := []enrich.Step{enrich.Basics, enrich.Campaign()}
+	sh := &enrich.Shared{}
+	steps := []enrich.Step{enrich.Basics, enrich.Campaign(sh)}
 	cleanup := func() {}
 	if cfg.GeoIPCity != "" {
 		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
@@ -193,7 +195,7 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 			}
 		})
 		cleanup = func() { cancel(); _ = res.Close() }
-		steps = append(steps, enrich.Geo(res))
+		steps = append(steps, enrich.Geo(res, sh))
 		log.Info("geo enabled", zap.String("city_db", cfg.GeoIPCity), zap.String("asn_db", cfg.GeoIPASN))
 	} else {
 		log.Warn("geo disabled: no City database configured (-geoip-city / ENRICHER_GEOIP_CITY); geo fields stay empty")
@@ -203,7 +205,13 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 		cleanup()
 		return nil, nil, fmt.Errorf("user-agent parser: %w", err)
 	}
+	agents, err := classify.NewAgentClassifier(classify.AgentConfig{})
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("agent classifier: %w", err)
+	}
+	classify.Preload()
 	reg.MustRegister(newUACollector(ua))
-	steps = append(steps, enrich.Device(ua))
+	steps = append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh))
 	return steps, cleanup, nil
 }
