@@ -27,6 +27,8 @@ const (
 	fClientHints    = 15
 	fEdgeInstance   = 16
 	fMethod         = 17
+	fIPMode         = 18
+	fHonourSignals  = 19
 
 	fHintUA              = 1
 	fHintMobile          = 2
@@ -119,7 +121,9 @@ func (r *Raw) AppendProto(b []byte) []byte {
 		b = r.Hints.appendProto(b)
 	}
 	b = appendBytesField(b, fEdgeInstance, r.EdgeInstance)
-	return appendBytesField(b, fMethod, r.Method)
+	b = appendBytesField(b, fMethod, r.Method)
+	b = appendBytesField(b, fIPMode, r.IPMode)
+	return appendBoolField(b, fHonourSignals, r.HonourSignals)
 }
 
 // Unmarshal decodes a RawHit from b into r. Byte-slice fields alias b.
@@ -152,6 +156,8 @@ func (r *Raw) Unmarshal(b []byte) error {
 				r.GPC = v != 0
 			case fPrefetch:
 				r.Prefetch = v != 0
+			case fHonourSignals:
+				r.HonourSignals = v != 0
 			}
 		case typ == protowire.BytesType && isBytesField(num):
 			v, m := protowire.ConsumeBytes(b)
@@ -177,7 +183,7 @@ func (r *Raw) Unmarshal(b []byte) error {
 
 func isVarintField(n protowire.Number) bool {
 	switch n {
-	case fSchemaVersion, fReceivedAtNs, fDNT, fGPC, fPrefetch:
+	case fSchemaVersion, fReceivedAtNs, fDNT, fGPC, fPrefetch, fHonourSignals:
 		return true
 	}
 	return false
@@ -186,7 +192,7 @@ func isVarintField(n protowire.Number) bool {
 func isBytesField(n protowire.Number) bool {
 	switch n {
 	case fEventID, fAPIKey, fProjectID, fClientIP, fUserAgent, fReferer, fHost, fQuery,
-		fAcceptLanguage, fClientHints, fEdgeInstance, fMethod:
+		fAcceptLanguage, fClientHints, fEdgeInstance, fMethod, fIPMode:
 		return true
 	}
 	return false
@@ -225,6 +231,8 @@ func (r *Raw) setBytes(num protowire.Number, v []byte) error {
 		r.EdgeInstance = v
 	case fMethod:
 		r.Method = v
+	case fIPMode:
+		r.IPMode = v
 	}
 	return nil
 }

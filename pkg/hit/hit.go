@@ -41,6 +41,11 @@ type Raw struct {
 	Hints          ClientHints
 	EdgeInstance   []byte
 	Method         []byte
+	// IPMode is the project's IP handling ("full", "truncate", "drop"; empty:
+	// the enricher's default) and HonourSignals whether DNT/GPC hits are
+	// withheld downstream: the policy in force when the hit was accepted.
+	IPMode        []byte
+	HonourSignals bool
 }
 
 // Reset clears r for reuse while keeping the capacity of its buffers, which
@@ -66,4 +71,6 @@ func (r *Raw) Reset() {
 	r.Hints.FullVersionList = r.Hints.FullVersionList[:0]
 	r.EdgeInstance = r.EdgeInstance[:0]
 	r.Method = r.Method[:0]
+	r.IPMode = r.IPMode[:0]
+	r.HonourSignals = false
 }

@@ -35,6 +35,8 @@ func sample() *Raw {
 		Hints:          ClientHints{UA: []byte(`"Chromium";v="120"`), Mobile: []byte("?0"), Platform: []byte(`"Windows"`)},
 		EdgeInstance:   []byte("edge-1"),
 		Method:         []byte("GET"),
+		IPMode:         []byte("truncate"),
+		HonourSignals:  true,
 	}
 }
 
@@ -109,6 +111,9 @@ func TestMatchesProtoSchema(t *testing.T) {
 	if got := get("client_ip").Bytes(); !bytes.Equal(got, []byte{81, 2, 69, 142}) {
 		t.Errorf("client_ip = %v", got)
 	}
+	if got := get("ip_mode").String(); got != "truncate" || !get("honour_privacy_signals").Bool() {
+		t.Errorf("privacy policy = %q %v", got, get("honour_privacy_signals").Bool())
+	}
 	if !get("gpc").Bool() || !get("prefetch").Bool() {
 		t.Error("bools lost")
 	}
@@ -153,7 +158,7 @@ func TestUnmarshalRejectsMalformed(t *testing.T) {
 		name string
 		in   []byte
 	}{
-		{"truncated", good[:len(good)-3]},
+		{"truncated", good[:len(good)-5]},
 		{"bad tag", []byte{0x00}},
 		{"short event id", []byte{0x12, 0x02, 1, 2}},
 		{"bad ip length", []byte{0x32, 0x03, 1, 2, 3}},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -219,6 +220,16 @@ func TestPipelineEndToEnd(t *testing.T) {
 	enr.Stop(t, 40*time.Second)
 }
 
+// truncated is the address as the enricher's default IP policy writes it.
+func truncated(ip string) string {
+	a := netip.MustParseAddr(ip)
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	return netip.PrefixFrom(a, bits).Masked().Addr().String()
+}
+
 func checkRecord(t *testing.T, s sent, pv *pageview.Pageview, geo bool) {
 	t.Helper()
 	errs := []string{}
@@ -235,7 +246,11 @@ func checkRecord(t *testing.T, s sent, pv *pageview.Pageview, geo bool) {
 		errs = append(errs, "received_at wrong: "+pv.ReceivedAt)
 	}
 	check("project_id", pv.ProjectID, s.project)
-	check("ip", pv.IP, s.ip.ip)
+	check("ip", pv.IP, truncated(s.ip.ip))
+	check("ip_mode", pv.IPMode, "truncate")
+	if len(pv.VisitorID) != 32 || pv.SessionID == "" || pv.SessionSeq < 1 {
+		errs = append(errs, fmt.Sprintf("visitor/session missing: %q %q %d", pv.VisitorID, pv.SessionID, pv.SessionSeq))
+	}
 	check("event_type", pv.EventType, "pageview")
 	check("page_host", pv.PageHost, "www.shop.example")
 	check("referrer_host", pv.ReferrerHost, "www.google.com")

@@ -13,12 +13,15 @@ import (
 	"github.com/pixelstream/pixelstream/services/enricher/internal/classify"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/commit"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/config"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/dedup"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/enrich"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/geo"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/pipeline"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/produce"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/runner"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/session"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/visitor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
@@ -179,8 +182,25 @@ func closeBounded(ctx context.Context, name string, fn func() error) error {
 
 func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func(), error) {
 	sh := &enrich.Shared{}
-	steps := []enrich.Step{enrich.Basics, enrich.Campaign(sh)}
-	cleanup := func() {}
+	salts, err := visitor.NewSaltStore(visitor.SaltConfig{
+		Brokers: cfg.Brokers, Topic: cfg.SaltTopic, ReplicationFactor: cfg.SaltReplication,
+		PrepareAhead: cfg.SaltPrepareAhead, Logger: log.Named("salts"),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("salt store: %w", err)
+	}
+	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
+	err = salts.Start(startCtx)
+	cancelStart()
+	if err != nil {
+		_ = salts.Close()
+		return nil, nil, fmt.Errorf("visitor-id salt of today from topic %s: %w", cfg.SaltTopic, err)
+	}
+	sessions := session.New(session.Config{Timeout: cfg.VisitorSessionTimeout, MaxSessions: cfg.VisitorSessionMax})
+	window := dedup.New(dedup.Config{Window: cfg.DedupWindow, MaxIDs: cfg.DedupMaxIDs})
+	reg.MustRegister(salts.Collector(), sessions.Collector(), window.Collector())
+	steps := []enrich.Step{enrich.Basics, enrich.HonourSignals, enrich.Dedup(window), enrich.Campaign(sh)}
+	cleanup := func() { _ = salts.Close() }
 	if cfg.GeoIPCity != "" {
 		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
 		if err != nil {
@@ -194,7 +214,7 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 				log.Info(msg)
 			}
 		})
-		cleanup = func() { cancel(); _ = res.Close() }
+		cleanup = func() { cancel(); _ = res.Close(); _ = salts.Close() }
 		steps = append(steps, enrich.Geo(res, sh))
 		log.Info("geo enabled", zap.String("city_db", cfg.GeoIPCity), zap.String("asn_db", cfg.GeoIPASN))
 	} else {
@@ -212,6 +232,7 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 	}
 	classify.Preload()
 	reg.MustRegister(newUACollector(ua))
-	steps = append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh))
+	steps = append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh),
+		enrich.Visitor(salts, sessions), enrich.IPPolicy(cfg.DefaultIPMode))
 	return steps, cleanup, nil
 }

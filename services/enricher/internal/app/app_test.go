@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ func testConfig(brokers []string, raw, enriched, dead string) *config.Config {
 		UACacheSize: 1000, BatchSize: 100, BatchLinger: 2 * time.Millisecond,
 		RetryInitial: 50 * time.Millisecond, RetryMax: time.Second, SessionTimeout: 6 * time.Second,
 		ShutdownTime: 10 * time.Second, LogLevel: "info",
+		DefaultIPMode: "truncate", SaltTopic: "salts." + raw, SaltReplication: -1, SaltPrepareAhead: 10 * time.Minute,
+		VisitorSessionTimeout: 30 * time.Minute, VisitorSessionMax: 10000, DedupWindow: 10 * time.Minute, DedupMaxIDs: 10000,
 	}
 }
 
@@ -83,7 +86,8 @@ func runPipeline(t *testing.T, brokers []string, raw, enriched, dead string) {
 			t.Fatalf("bad JSON %s: %v", m.Value, err)
 		}
 		seen[pv.EventID]++
-		if pv.DeviceType != "mobile" || pv.OSFamily != "iOS" || pv.ProjectID != "p1" {
+		if pv.DeviceType != "mobile" || pv.OSFamily != "iOS" || pv.ProjectID != "p1" || len(pv.VisitorID) != 32 ||
+			pv.SessionID == "" || pv.IPMode != "truncate" || !strings.HasSuffix(pv.IP, ".0") {
 			t.Fatalf("not enriched: %+v", pv)
 		}
 	}

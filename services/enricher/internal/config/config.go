@@ -31,6 +31,15 @@ type Config struct {
 	SessionTimeout time.Duration
 	ShutdownTime   time.Duration
 	LogLevel       string
+
+	DefaultIPMode         string
+	SaltTopic             string
+	SaltReplication       int
+	SaltPrepareAhead      time.Duration
+	VisitorSessionTimeout time.Duration
+	VisitorSessionMax     int
+	DedupWindow           time.Duration
+	DedupMaxIDs           int
 }
 
 // Declare registers every option on s, with its default.
@@ -53,6 +62,14 @@ func (c *Config) Declare(s *config.Set) {
 	s.Duration(&c.SessionTimeout, "group-session-timeout", "ENRICHER_GROUP_SESSION_TIMEOUT", 10*time.Second, "consumer group session timeout: how fast a dead member's partitions move")
 	s.Duration(&c.ShutdownTime, "shutdown-timeout", "ENRICHER_SHUTDOWN_TIMEOUT", 30*time.Second, "how long the batch in hand may take to finish on SIGTERM")
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.DefaultIPMode, "default-ip-mode", "ENRICHER_DEFAULT_IP_MODE", "truncate", "IP handling for hits whose project sets none: full, truncate (IPv4 /24, IPv6 /48) or drop")
+	s.String(&c.SaltTopic, "salt-topic", "ENRICHER_SALT_TOPIC", "pixelstream.salts", "single-partition topic carrying the daily visitor-id salts (created if missing, 48 h retention)")
+	s.Int(&c.SaltReplication, "salt-replication-factor", "ENRICHER_SALT_REPLICATION_FACTOR", -1, "replication factor when creating the salt topic (-1: broker default)")
+	s.Duration(&c.SaltPrepareAhead, "salt-prepare-ahead", "ENRICHER_SALT_PREPARE_AHEAD", 10*time.Minute, "prepare the next UTC day's salt this long before midnight")
+	s.Duration(&c.VisitorSessionTimeout, "visitor-session-timeout", "ENRICHER_VISITOR_SESSION_TIMEOUT", 30*time.Minute, "inactivity that ends a visitor's session")
+	s.Int(&c.VisitorSessionMax, "visitor-session-max", "ENRICHER_VISITOR_SESSION_MAX", 1000000, "open sessions kept in memory (about 130 B each); the least recently active are evicted beyond it")
+	s.Duration(&c.DedupWindow, "dedup-window", "ENRICHER_DEDUP_WINDOW", 10*time.Minute, "how long event ids are remembered to drop duplicates")
+	s.Int(&c.DedupMaxIDs, "dedup-max-ids", "ENRICHER_DEDUP_MAX_IDS", 1000000, "event ids remembered at most (32 B each, allocated at start)")
 }
 
 // Named validation errors.
@@ -63,6 +80,8 @@ var (
 	ErrBatch     = errors.New("batch size must be between 1 and 100000")
 	ErrDuration  = errors.New("durations must be positive")
 	ErrUACache   = errors.New("ua-cache-size must be at least 1")
+	ErrIPMode    = errors.New(`default-ip-mode must be "full", "truncate" or "drop"`)
+	ErrVisitor   = errors.New("salt topic, session timeout, session cap, dedup window and dedup cap must be set and positive")
 )
 
 // Validate reports the first invalid option.
@@ -82,6 +101,11 @@ func (c *Config) Validate() error {
 		return ErrDuration
 	case c.UACacheSize < 1:
 		return ErrUACache
+	case c.DefaultIPMode != "full" && c.DefaultIPMode != "truncate" && c.DefaultIPMode != "drop":
+		return fmt.Errorf("%w: got %q", ErrIPMode, c.DefaultIPMode)
+	case c.SaltTopic == "" || c.VisitorSessionTimeout <= 0 || c.VisitorSessionMax < 1 || c.DedupWindow <= 0 ||
+		c.DedupMaxIDs < 1 || c.SaltPrepareAhead <= 0:
+		return ErrVisitor
 	}
 	return nil
 }

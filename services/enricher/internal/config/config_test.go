@@ -32,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{"same topics", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHED_TOPIC": "hits.raw"}, nil, ErrNoTopic},
 		{"bad batch", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-batch-size", "0"}, ErrBatch},
 		{"bad duration", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-retry-max", "1ms"}, ErrDuration},
+		{"bad ip mode", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_DEFAULT_IP_MODE": "hash"}, nil, ErrIPMode},
+		{"bad session", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-visitor-session-timeout", "0s"}, ErrVisitor},
 		{"no group", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_GROUP_ID": ""}, []string{"-group-id="}, ErrNoGroup},
 	}
 	for _, tc := range tests {

@@ -3,8 +3,12 @@ package dedup
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
 )
@@ -228,5 +232,29 @@ func BenchmarkSeenDuplicate(b *testing.B) {
 		if !w.Seen(ids[rng.IntN(held)], t0) {
 			b.Fatal("not a duplicate")
 		}
+	}
+}
+
+func TestCollector(t *testing.T) {
+	w := New(Config{MaxIDs: 100, Now: fixedNow(t0)})
+	w.Seen(id(1), t0)
+	w.Seen(id(1), t0)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(w.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(w.Collector()); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", err, problems)
+	}
+	want := `# HELP pixelstream_enricher_dedup_duplicates_total Hits whose event id was already in the window: dropped as duplicates.
+# TYPE pixelstream_enricher_dedup_duplicates_total counter
+pixelstream_enricher_dedup_duplicates_total 1
+# HELP pixelstream_enricher_dedup_ids Event ids held in the duplicate window.
+# TYPE pixelstream_enricher_dedup_ids gauge
+pixelstream_enricher_dedup_ids 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"pixelstream_enricher_dedup_duplicates_total", "pixelstream_enricher_dedup_ids"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,6 +32,7 @@ func (w *Window) Collector() prometheus.Collector {
 	}
 }
 
+// Describe sends the descriptors of every metric Collect reports.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.checked
 	ch <- c.dups
@@ -40,6 +41,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.held
 }
 
+// Collect reads the counters once and reports them.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.w.Stats()
 	ch <- prometheus.MustNewConstMetric(c.checked, prometheus.CounterValue, float64(st.Checked))

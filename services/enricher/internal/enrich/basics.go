@@ -23,8 +23,5 @@ var Basics = StepFunc(func(raw *hit.Raw, pv *pageview.Pageview, s *Scratch) erro
 	pv.TrackingHost = Str(raw.Host)
 	pv.EdgeInstance = Str(raw.EdgeInstance)
 	pv.SchemaVersion = pageview.SchemaVersion
-	if raw.ClientIP.IsValid() {
-		pv.IP = s.Format(raw.ClientIP.AppendTo)
-	}
 	return nil
 })

@@ -32,7 +32,7 @@ func rawHit(ua string) *hit.Raw {
 func newStage(steps ...Step) (*Stage, *prometheus.CounterVec) {
 	recs := NewRecordsCounter(prometheus.NewRegistry())
 	return &Stage{
-		Steps: append([]Step{Basics}, steps...), EnrichedTopic: "pageviews.enriched", DeadletterTopic: "hits.deadletter",
+		Steps: append(append([]Step{Basics}, steps...), IPPolicy(IPFull)), EnrichedTopic: "pageviews.enriched", DeadletterTopic: "hits.deadletter",
 		Log: zap.NewNop(), Records: recs,
 	}, recs
 }

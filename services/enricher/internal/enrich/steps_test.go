@@ -36,7 +36,7 @@ func realSteps(t testing.TB) []Step {
 		t.Cleanup(func() { r.Close() })
 		steps = append(steps, Geo(r, sh))
 	}
-	return append(steps, Device(dev, sh), Classify(ag, sh))
+	return append(steps, Device(dev, sh), Classify(ag, sh), IPPolicy(IPTruncate))
 }
 
 func enrichOne(t *testing.T, steps []Step, ua, ip, query, referer string) pageview.Pageview {

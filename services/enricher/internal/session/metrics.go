@@ -32,6 +32,7 @@ func (t *Tracker) Collector() prometheus.Collector {
 	}
 }
 
+// Describe sends the descriptors of every metric Collect reports.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.open
 	ch <- c.hits
@@ -40,6 +41,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lateHit
 }
 
+// Collect reads the counters once and reports them.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.t.Stats()
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))

@@ -3,8 +3,12 @@ package session
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/visitor"
@@ -382,5 +386,31 @@ func BenchmarkObserveAfterMidnight(b *testing.B) {
 		at = at.Add(10 * time.Microsecond)
 		v := n % visitors
 		tr.Observe(vid(visitors+v), vid(v), eid(n), at)
+	}
+}
+
+func TestCollector(t *testing.T) {
+	tr := New(Config{Now: fixedNow(t0.Add(24 * time.Hour))})
+	run(t, tr, []step{
+		{10, -1, 0, 11*time.Hour + 50*time.Minute, 0, true, 1},
+		{11, 10, 1, 12*time.Hour + 5*time.Minute, 0, false, 2},
+	})
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(tr.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(tr.Collector()); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", err, problems)
+	}
+	want := `# HELP pixelstream_enricher_sessions_open Sessions held in memory by this instance.
+# TYPE pixelstream_enricher_sessions_open gauge
+pixelstream_enricher_sessions_open 1
+# HELP pixelstream_enricher_sessions_rekeyed_total Sessions continued after midnight under the visitor's new id, found by the previous day's id.
+# TYPE pixelstream_enricher_sessions_rekeyed_total counter
+pixelstream_enricher_sessions_rekeyed_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"pixelstream_enricher_sessions_open", "pixelstream_enricher_sessions_rekeyed_total"); err != nil {
+		t.Fatal(err)
 	}
 }

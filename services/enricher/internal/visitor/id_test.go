@@ -3,8 +3,12 @@ package visitor
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestDay(t *testing.T) {
@@ -223,5 +227,29 @@ func BenchmarkPreviousID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = s.PreviousID(proj, ip4, ua, at)
+	}
+}
+
+func TestCollector(t *testing.T) {
+	s := storeWith(t, map[Day][]byte{DayOf(time.Now()): saltA})
+	s.ID(proj, ip4, ua, time.Now().Add(48*time.Hour)) // a newer_day fallback
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(s.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(s.Collector()); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", err, problems)
+	}
+	want := `# HELP pixelstream_enricher_salt_fallbacks_total Visitor ids hashed with another day's salt: newer_day (the hit's day has no salt yet) or older_day (its salt is deleted).
+# TYPE pixelstream_enricher_salt_fallbacks_total counter
+pixelstream_enricher_salt_fallbacks_total{reason="newer_day"} 1
+pixelstream_enricher_salt_fallbacks_total{reason="older_day"} 0
+# HELP pixelstream_enricher_salts_held Daily salts held in memory.
+# TYPE pixelstream_enricher_salts_held gauge
+pixelstream_enricher_salts_held 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"pixelstream_enricher_salt_fallbacks_total", "pixelstream_enricher_salts_held"); err != nil {
+		t.Fatal(err)
 	}
 }

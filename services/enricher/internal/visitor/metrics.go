@@ -19,7 +19,7 @@ type saltCollector struct {
 //	pixelstream_enricher_salt_fallbacks_total{reason}   ids hashed with another day's salt (reason newer_day|older_day)
 //	pixelstream_enricher_salt_unavailable_total         ids not computed: no salt held
 //	pixelstream_enricher_salt_topic_config_issues_total salts topic settings unreadable or unsafe
-//	pixelstream_enricher_salt_days_held                 salts held in memory (normally 2, 3 before midnight)
+//	pixelstream_enricher_salts_held                 salts held in memory (normally 2, 3 before midnight)
 //	pixelstream_enricher_salt_newest_day_timestamp_seconds  00:00 UTC of the newest held salt's day
 //	pixelstream_enricher_salt_last_fetch_error_timestamp_seconds  when the last refresh failed (0: never)
 //
@@ -40,7 +40,7 @@ func (s *SaltStore) Collector() prometheus.Collector {
 			"Visitor ids not computed because no salt was held.", nil, nil),
 		configIssues: prometheus.NewDesc("pixelstream_enricher_salt_topic_config_issues_total",
 			"Times the salts topic's settings could not be read or would keep salts longer than 48 h.", nil, nil),
-		daysHeld: prometheus.NewDesc("pixelstream_enricher_salt_days_held",
+		daysHeld: prometheus.NewDesc("pixelstream_enricher_salts_held",
 			"Daily salts held in memory.", nil, nil),
 		newestDay: prometheus.NewDesc("pixelstream_enricher_salt_newest_day_timestamp_seconds",
 			"00:00 UTC of the newest day whose salt is held (0 when none).", nil, nil),
@@ -49,6 +49,7 @@ func (s *SaltStore) Collector() prometheus.Collector {
 	}
 }
 
+// Describe sends the descriptors of every metric Collect reports.
 func (c *saltCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.fetchErrors, c.candidates, c.invalid, c.fallbacks, c.unavailable,
 		c.configIssues, c.daysHeld, c.newestDay, c.lastErrorTimestamp} {
@@ -56,6 +57,7 @@ func (c *saltCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect reads the counters once and reports them.
 func (c *saltCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {

@@ -755,8 +755,9 @@ type SaltStats struct {
 	TopicConfigIssues uint64
 	// Days are the days held, oldest first.
 	Days []Day
-	// LastError is the last refresh error and LastErrorAt when it happened.
-	LastError   error
+	// LastError is the last refresh error (nil if none).
+	LastError error
+	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time
 }
 
