@@ -1,0 +1,238 @@
+// Package config declares every option of the edge service in one struct,
+// each settable by flag and environment variable through pkg/config, and
+// checks them before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	pkgconfig "github.com/pixelstream/pixelstream/pkg/config"
+	"github.com/pixelstream/pixelstream/services/edge/internal/clientip"
+	"github.com/pixelstream/pixelstream/services/edge/internal/projects"
+)
+
+// Config is the edge's complete configuration. Defaults are declared with
+// the options in Bind.
+type Config struct {
+	// Serving.
+	Addr           string        // public listener for pixel requests
+	AdminAddr      string        // /healthz, /readyz, /metrics, /debug/pprof
+	ReadTimeout    time.Duration // whole request, headers and body
+	WriteTimeout   time.Duration // whole response
+	IdleTimeout    time.Duration // keep-alive between requests
+	MaxHeaderBytes int           // request line plus headers
+	MaxBodyBytes   int           // POST body (ignored, but read)
+
+	// Keys and client addresses.
+	ProjectsFile   string
+	ProjectsReload time.Duration
+	Keys           []string // key=project-id pairs
+	TrustedProxies []string // CIDR prefixes or addresses
+	Instance       string
+
+	// Publishing.
+	KafkaBrokers      []string
+	RawTopic          string
+	QueueSize         int
+	PublishWorkers    int
+	PublishBatchSize  int
+	KafkaBatchTimeout time.Duration
+	KafkaCompression  string
+	KafkaMaxAttempts  int
+	KafkaWriteTimeout time.Duration
+
+	// Lifecycle.
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	PrintOptions    bool
+
+	// Derived by Validate.
+	trusted     []netip.Prefix
+	staticKeys  []projects.Spec
+	compression kafka.Compression
+}
+
+// Bind declares every option on set, with its flag, environment variable
+// and default.
+func (c *Config) Bind(set *pkgconfig.Set) {
+	set.String(&c.Addr, "addr", "EDGE_ADDR", ":8080", "listen address for pixel requests")
+	set.String(&c.AdminAddr, "admin-addr", "EDGE_ADMIN_ADDR", ":9100", "listen address for /healthz, /readyz, /metrics and /debug/pprof")
+	set.Duration(&c.ReadTimeout, "read-timeout", "EDGE_READ_TIMEOUT", 5*time.Second, "time allowed to read a whole request")
+	set.Duration(&c.WriteTimeout, "write-timeout", "EDGE_WRITE_TIMEOUT", 5*time.Second, "time allowed to write a response")
+	set.Duration(&c.IdleTimeout, "idle-timeout", "EDGE_IDLE_TIMEOUT", 75*time.Second, "keep-alive idle time; keep it above the load balancer's idle timeout (often 60s) so the balancer closes first")
+	set.Int(&c.MaxHeaderBytes, "max-header-bytes", "EDGE_MAX_HEADER_BYTES", 16384, "longest request line plus headers; longer requests get 414 or 431 (with the GIF)")
+	set.Int(&c.MaxBodyBytes, "max-body-bytes", "EDGE_MAX_BODY_BYTES", 8192, "largest POST body read (and ignored); larger bodies get 413")
+
+	set.String(&c.ProjectsFile, "projects-file", "EDGE_PROJECTS_FILE", "", "YAML or JSON file of projects (id, key or keys, allowed_hosts), reloaded when it changes")
+	set.Duration(&c.ProjectsReload, "projects-reload-interval", "EDGE_PROJECTS_RELOAD_INTERVAL", 5*time.Second, "how often the projects file is checked for changes")
+	set.List(&c.Keys, "keys", "EDGE_KEYS", nil, "static API keys as key=project-id pairs, comma separated")
+	set.List(&c.TrustedProxies, "trusted-proxies", "EDGE_TRUSTED_PROXIES", nil, "CIDR prefixes or addresses of proxies whose X-Forwarded-For is believed, comma separated")
+	set.String(&c.Instance, "instance", "EDGE_INSTANCE", "", "edge instance name written into every hit (empty: the host name)")
+
+	set.List(&c.KafkaBrokers, "kafka-brokers", "KAFKA_BROKERS", nil, "Kafka bootstrap brokers host:port, comma separated (required)")
+	set.String(&c.RawTopic, "raw-topic", "RAW_TOPIC", "hits.raw", "topic raw hits are published to (must exist)")
+	set.Int(&c.QueueSize, "queue-size", "EDGE_QUEUE_SIZE", 8192, "hits waiting for Kafka; when full, hits are dropped and counted, never waited for")
+	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "concurrent batch writes to Kafka")
+	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 256, "most hits per batch write")
+	set.Duration(&c.KafkaBatchTimeout, "kafka-batch-timeout", "EDGE_KAFKA_BATCH_TIMEOUT", 5*time.Millisecond, "how long the Kafka writer waits to fill a partition batch")
+	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: none, snappy, lz4, zstd or gzip")
+	set.Int(&c.KafkaMaxAttempts, "kafka-max-attempts", "EDGE_KAFKA_MAX_ATTEMPTS", 3, "attempts per batch before its hits count as failed")
+	set.Duration(&c.KafkaWriteTimeout, "kafka-write-timeout", "EDGE_KAFKA_WRITE_TIMEOUT", 10*time.Second, "time allowed for one produce request")
+
+	set.Duration(&c.DrainDelay, "shutdown-drain-delay", "EDGE_DRAIN_DELAY", 5*time.Second, "on SIGTERM, time between /readyz turning 503 and the listener closing, so load balancers stop sending first")
+	set.Duration(&c.ShutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", 20*time.Second, "after the drain delay, time allowed to finish requests, flush queued hits and close the Kafka writer")
+	set.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	set.Bool(&c.PrintOptions, "print-options", "", false, "print this option list as a Markdown table and exit")
+}
+
+// Named validation errors; Validate wraps them with the offending value.
+var (
+	ErrNoBrokers      = errors.New("no Kafka brokers: set -kafka-brokers or KAFKA_BROKERS")
+	ErrNoKeys         = errors.New("no API keys: set -projects-file (EDGE_PROJECTS_FILE) or -keys (EDGE_KEYS)")
+	ErrBadKeys        = errors.New("invalid -keys (EDGE_KEYS)")
+	ErrBadProxy       = errors.New("invalid -trusted-proxies (EDGE_TRUSTED_PROXIES)")
+	ErrBadTopic       = errors.New("invalid -raw-topic (RAW_TOPIC)")
+	ErrBadCompression = errors.New("invalid -kafka-compression (EDGE_KAFKA_COMPRESSION): want none, snappy, lz4, zstd or gzip")
+	ErrBadSize        = errors.New("invalid size")
+	ErrBadDuration    = errors.New("invalid duration")
+)
+
+// minHeaderBytes keeps -max-header-bytes above what any real browser request
+// needs even without a long URL.
+const minHeaderBytes = 4096
+
+// Validate checks c and derives the parsed forms of list options. All
+// problems are reported together.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.KafkaBrokers) == 0 {
+		errs = append(errs, ErrNoBrokers)
+	}
+	if c.ProjectsFile == "" && len(c.Keys) == 0 {
+		errs = append(errs, ErrNoKeys)
+	}
+	if specs, err := projects.ParseKeys(c.Keys); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrBadKeys, err))
+	} else {
+		c.staticKeys = specs
+	}
+	if p, err := clientip.ParsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrBadProxy, err))
+	} else {
+		c.trusted = p
+	}
+	if !validTopic(c.RawTopic) {
+		errs = append(errs, fmt.Errorf("%w: %q: want 1-249 of [a-zA-Z0-9._-]", ErrBadTopic, c.RawTopic))
+	}
+	if comp, ok := compressions[strings.ToLower(c.KafkaCompression)]; ok {
+		c.compression = comp
+	} else {
+		errs = append(errs, fmt.Errorf("%w: %q", ErrBadCompression, c.KafkaCompression))
+	}
+	if c.Instance = strings.TrimSpace(c.Instance); c.Instance == "" {
+		c.Instance = hostname()
+	}
+	for _, s := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"-max-header-bytes", c.MaxHeaderBytes, minHeaderBytes},
+		{"-max-body-bytes", c.MaxBodyBytes, 1},
+		{"-queue-size", c.QueueSize, 1},
+		{"-publish-workers", c.PublishWorkers, 1},
+		{"-publish-batch-size", c.PublishBatchSize, 1},
+		{"-kafka-max-attempts", c.KafkaMaxAttempts, 1},
+	} {
+		if s.v < s.min {
+			errs = append(errs, fmt.Errorf("%w: %s is %d, want at least %d", ErrBadSize, s.name, s.v, s.min))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"-read-timeout", c.ReadTimeout}, {"-write-timeout", c.WriteTimeout}, {"-idle-timeout", c.IdleTimeout},
+		{"-kafka-batch-timeout", c.KafkaBatchTimeout}, {"-kafka-write-timeout", c.KafkaWriteTimeout},
+		{"-shutdown-timeout", c.ShutdownTimeout}, {"-projects-reload-interval", c.ProjectsReload},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%w: %s is %v, want more than 0", ErrBadDuration, d.name, d.v))
+		}
+	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("%w: -shutdown-drain-delay is %v, want 0 or more", ErrBadDuration, c.DrainDelay))
+	}
+	return errors.Join(errs...)
+}
+
+// TrustedPrefixes returns the parsed -trusted-proxies (after Validate).
+func (c *Config) TrustedPrefixes() []netip.Prefix { return c.trusted }
+
+// StaticKeys returns the parsed -keys (after Validate).
+func (c *Config) StaticKeys() []projects.Spec { return c.staticKeys }
+
+// Compression returns the parsed -kafka-compression (after Validate).
+func (c *Config) Compression() kafka.Compression { return c.compression }
+
+// compressions maps option values to kafka-go codecs. lz4 is the default:
+// on a batch of realistic hits it compressed about 1.7x faster than snappy
+// with a better ratio (BenchmarkCompression in internal/publish); zstd
+// compresses best at about twice lz4's CPU, for bandwidth-bound links.
+var compressions = map[string]kafka.Compression{
+	"none":   0,
+	"snappy": kafka.Snappy,
+	"lz4":    kafka.Lz4,
+	"zstd":   kafka.Zstd,
+	"gzip":   kafka.Gzip,
+}
+
+// hostname names the instance when -instance is empty; in Kubernetes it is
+// the pod name.
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "edge"
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Load declares the options, parses args and the environment, and
+// validates. It returns set so the caller can print the option table;
+// pkgconfig.ErrHelp after -h (usage was written to usage).
+func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, *pkgconfig.Set, error) {
+	c := &Config{}
+	set := pkgconfig.New("edge")
+	c.Bind(set)
+	if err := set.Parse(args, getenv, usage); err != nil {
+		return nil, set, err
+	}
+	if c.PrintOptions {
+		return c, set, nil
+	}
+	if err := c.Validate(); err != nil {
+		return nil, set, err
+	}
+	return c, set, nil
+}

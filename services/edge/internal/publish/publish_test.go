@@ -1,0 +1,423 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/pixelstream/pixelstream/pkg/hit"
+	"github.com/pixelstream/pixelstream/pkg/kafkatest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fill makes r look like a real hit: realistic sizes matter for the
+// encoding benchmark and the compression comparison.
+func fill(r *hit.Raw, i int) {
+	now := time.Now().UnixNano()
+	r.SchemaVersion = hit.SchemaVersion
+	r.EventID = hit.NewEventID(now)
+	r.ReceivedAtNs = now
+	r.APIKey = append(r.APIKey, "shop-key-1"...)
+	r.ProjectID = append(r.ProjectID, "shop"...)
+	r.ClientIP = netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})
+	r.UserAgent = append(r.UserAgent, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"...)
+	r.Referer = append(r.Referer, "https://shop.example.com/"...)
+	r.Host = append(r.Host, "track.example.com"...)
+	r.Query = fmt.Appendf(r.Query, "key=shop-key-1&url=https%%3A%%2F%%2Fshop.example.com%%2Fproducts%%2F%d%%3Futm_source%%3Dnewsletter%%26utm_medium%%3Demail&cb=%d", i, now)
+	r.AcceptLanguage = append(r.AcceptLanguage, "en-GB,en;q=0.9,de;q=0.8"...)
+	r.DNT = i%3 == 0
+	r.Hints.UA = append(r.Hints.UA, `"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"`...)
+	r.Hints.Mobile = append(r.Hints.Mobile, "?0"...)
+	r.Hints.Platform = append(r.Hints.Platform, `"Windows"`...)
+	r.EdgeInstance = append(r.EdgeInstance, "edge-7f9c"...)
+	r.Method = append(r.Method, "GET"...)
+}
+
+// snapshot copies the parts of r a test compares after r was recycled.
+func snapshot(r *hit.Raw) (id hit.EventID, key []byte) {
+	return r.EventID, hit.AppendVisitorKey(nil, r.ProjectID, r.ClientIP, r.UserAgent)
+}
+
+func closeSink(t testing.TB, s *KafkaSink) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("closing the sink: %v", err)
+	}
+}
+
+// funcSink adapts a function to Sink.
+type funcSink func(ctx context.Context, msgs []kafka.Message) error
+
+func (f funcSink) Write(ctx context.Context, msgs []kafka.Message) error { return f(ctx, msgs) }
+
+func newPublisher(t testing.TB, cfg Config) (*Publisher, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	cfg.Registerer = reg
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = 64
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 2
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 16
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, reg
+}
+
+func dropped(t testing.TB, reg *prometheus.Registry, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "pixelstream_edge_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func TestPublishToKafka(t *testing.T) {
+	const topic = "hits.raw"
+	brokers := kafkatest.NewCluster(t, topic)
+	sink, err := NewKafkaSink(KafkaConfig{
+		Brokers: brokers, Topic: topic, ClientID: "edge-test",
+		BatchTimeout: 2 * time.Millisecond, BatchSize: 16, Compression: kafka.Lz4,
+		MaxAttempts: 3, ProbeInterval: 50 * time.Millisecond, Log: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: n})
+	// Cleanups run last-in first-out: publisher first, then the sink, the
+	// order main uses (kafka-go's Close must not race a write).
+	t.Cleanup(func() { closeSink(t, sink) })
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+
+	want := map[hit.EventID][]byte{}
+	for i := range n {
+		r := p.NewRecord()
+		fill(r, i)
+		id, key := snapshot(r)
+		want[id] = key
+		if !p.Publish(r) {
+			t.Fatalf("record %d dropped", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.published); got != n {
+		t.Fatalf("published_total = %v, want %d", got, n)
+	}
+	msgs := kafkatest.ReadAll(t, brokers, topic, n, 20*time.Second)
+	if len(msgs) != n {
+		t.Fatalf("read %d records, want %d", len(msgs), n)
+	}
+	partitions := map[int]bool{}
+	for _, m := range msgs {
+		var r hit.Raw
+		if err := r.Unmarshal(m.Value); err != nil {
+			t.Fatalf("offset %d: %v", m.Offset, err)
+		}
+		key, ok := want[r.EventID]
+		if !ok {
+			t.Fatalf("unexpected or duplicate event %s", r.EventID)
+		}
+		delete(want, r.EventID)
+		if !bytes.Equal(m.Key, key) {
+			t.Errorf("event %s: key %q, want visitor key %q", r.EventID, m.Key, key)
+		}
+		if string(r.ProjectID) != "shop" || r.SchemaVersion != hit.SchemaVersion || !r.ClientIP.Is4() {
+			t.Errorf("event %s decoded wrong: %+v", r.EventID, r)
+		}
+		if m.Time.UnixMilli() != r.ReceivedAtNs/1e6 {
+			t.Errorf("record time %v, receive time %d", m.Time, r.ReceivedAtNs)
+		}
+		partitions[m.Partition] = true
+	}
+	if len(partitions) < 2 {
+		t.Errorf("%d visitors landed on %d partition(s)", n, len(partitions))
+	}
+	if err := sink.Ready(); err != nil {
+		t.Errorf("sink not ready after writes: %v", err)
+	}
+	if got := dropped(t, reg, ReasonQueueFull) + dropped(t, reg, ReasonPublishFailed); got != 0 {
+		t.Errorf("dropped %v", got)
+	}
+}
+
+func TestFullQueueDropsWithoutBlocking(t *testing.T) {
+	gate := make(chan struct{})
+	var written atomic.Int64
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		<-gate
+		written.Add(int64(len(msgs)))
+		return nil
+	})
+	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: 4, Workers: 1, BatchSize: 1})
+
+	// The worker holds one record inside the stuck sink, the queue holds
+	// four; everything else must be dropped at once.
+	const n = 1000
+	start := time.Now()
+	accepted := 0
+	for i := range n {
+		r := p.NewRecord()
+		fill(r, i)
+		if p.Publish(r) {
+			accepted++
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("publishing into a full queue took %v", d)
+	}
+	if accepted > 5 || accepted < 4 {
+		t.Fatalf("accepted %d records with a 4-slot queue and one busy worker", accepted)
+	}
+	if got := dropped(t, reg, ReasonQueueFull); got != float64(n-accepted) {
+		t.Fatalf("dropped{queue_full} = %v, want %d", got, n-accepted)
+	}
+	close(gate)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if written.Load() != int64(accepted) {
+		t.Fatalf("wrote %d, accepted %d", written.Load(), accepted)
+	}
+}
+
+func TestRefusedRecordsGoToFallback(t *testing.T) {
+	refuse := errors.New("NOT_ENOUGH_REPLICAS")
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		werrs := make(kafka.WriteErrors, len(msgs))
+		for i := range msgs {
+			if msgs[i].Key[len(msgs[i].Key)-1]%2 == 0 { // refuse about half
+				werrs[i] = refuse
+			}
+		}
+		if werrs.Count() == 0 {
+			return nil
+		}
+		return werrs
+	})
+	var mu sync.Mutex
+	var kept [][]byte
+	fallback := func(failed []kafka.Message, cause error) error {
+		if !errors.Is(cause, refuse) {
+			t.Errorf("fallback cause %v", cause)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range failed {
+			kept = append(kept, bytes.Clone(m.Value)) // buffers are reused after return
+		}
+		return nil
+	}
+	const n = 300
+	p, reg := newPublisher(t, Config{Sink: sink, Fallback: fallback, QueueSize: n})
+	wantRefused := 0
+	for i := range n {
+		r := p.NewRecord()
+		fill(r, i)
+		if _, key := snapshot(r); key[len(key)-1]%2 == 0 {
+			wantRefused++
+		}
+		if !p.Publish(r) {
+			t.Fatal("dropped")
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != wantRefused {
+		t.Fatalf("fallback kept %d, want %d", len(kept), wantRefused)
+	}
+	for _, v := range kept {
+		var r hit.Raw
+		if err := r.Unmarshal(v); err != nil || string(r.ProjectID) != "shop" {
+			t.Fatalf("fallback copy does not decode: %v", err)
+		}
+	}
+	if got := testutil.ToFloat64(p.fallbackKept); got != float64(wantRefused) {
+		t.Errorf("fallback_kept_total = %v, want %d", got, wantRefused)
+	}
+	if got := testutil.ToFloat64(p.published); got != float64(n-wantRefused) {
+		t.Errorf("published_total = %v, want %d", got, n-wantRefused)
+	}
+	if got := dropped(t, reg, ReasonPublishFailed); got != 0 {
+		t.Errorf("dropped{publish_failed} = %v with a fallback that kept everything", got)
+	}
+}
+
+func TestFailedRecordsCountedWithoutFallback(t *testing.T) {
+	var calls atomic.Int64
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		calls.Add(1)
+		return errors.New("dial tcp 127.0.0.1:9: connection refused")
+	})
+	failingFallback := func([]kafka.Message, error) error { return errors.New("spool full") }
+	for name, fb := range map[string]Fallback{"no fallback": nil, "fallback fails": failingFallback} {
+		t.Run(name, func(t *testing.T) {
+			p, reg := newPublisher(t, Config{Sink: sink, Fallback: fb})
+			for i := range 50 {
+				r := p.NewRecord()
+				fill(r, i)
+				p.Publish(r)
+			}
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := dropped(t, reg, ReasonPublishFailed); got != 50 {
+				t.Fatalf("dropped{publish_failed} = %v, want 50", got)
+			}
+		})
+	}
+}
+
+func TestCloseFlushesQueue(t *testing.T) {
+	var written atomic.Int64
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		time.Sleep(time.Millisecond)
+		written.Add(int64(len(msgs)))
+		return nil
+	})
+	p, _ := newPublisher(t, Config{Sink: sink, QueueSize: 1000, Workers: 2, BatchSize: 8})
+	for i := range 1000 {
+		r := p.NewRecord()
+		fill(r, i)
+		if !p.Publish(r) {
+			t.Fatal("dropped")
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if written.Load() != 1000 {
+		t.Fatalf("flushed %d of 1000", written.Load())
+	}
+	r := p.NewRecord()
+	if p.Publish(r) {
+		t.Fatal("publish after close accepted")
+	}
+}
+
+func TestCloseDeadlineAbandonsStuckWrites(t *testing.T) {
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		<-ctx.Done() // a broker that never answers
+		return ctx.Err()
+	})
+	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: 100, Workers: 1, BatchSize: 10})
+	for i := range 100 {
+		r := p.NewRecord()
+		fill(r, i)
+		p.Publish(r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v past its deadline", d)
+	}
+	failed, shut := dropped(t, reg, ReasonPublishFailed), dropped(t, reg, ReasonShutdown)
+	if failed+shut != 100 || failed != 10 {
+		t.Fatalf("dropped publish_failed=%v shutdown=%v, want 10 and 90", failed, shut)
+	}
+}
+
+func TestRateLog(t *testing.T) {
+	var l rateLog
+	n, ok := l.allow()
+	if !ok || n != 1 {
+		t.Fatalf("first event: %d %v", n, ok)
+	}
+	for range 10 {
+		if _, ok := l.allow(); ok {
+			t.Fatal("second line within a second")
+		}
+	}
+	l.next.Store(0)
+	if n, ok := l.allow(); !ok || n != 11 {
+		t.Fatalf("after the interval: %d %v, want 11 true", n, ok)
+	}
+}
+
+// discardSink acknowledges everything at once.
+type discardSink struct{ n atomic.Int64 }
+
+func (d *discardSink) Write(_ context.Context, msgs []kafka.Message) error {
+	d.n.Add(int64(len(msgs)))
+	return nil
+}
+
+// BenchmarkEncode measures turning one record into a Kafka message (visitor
+// key plus protobuf value) in a worker's reused buffers.
+func BenchmarkEncode(b *testing.B) {
+	r := new(hit.Raw)
+	fill(r, 7)
+	batch := newBatch(1)
+	batch.add(r)
+	batch.reset()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(batch.values[0])))
+	for b.Loop() {
+		batch.add(r)
+		batch.reset()
+	}
+}
+
+// BenchmarkPublish measures the hand-off of a filled record plus the
+// worker side (encode, sink call, recycle) with a sink that returns at once.
+func BenchmarkPublish(b *testing.B) {
+	sink := &discardSink{}
+	p, _ := newPublisher(b, Config{Sink: sink, QueueSize: 8192, Workers: 2, BatchSize: 256})
+	tmpl := new(hit.Raw)
+	fill(tmpl, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := p.NewRecord()
+		r.APIKey = append(r.APIKey, tmpl.APIKey...)
+		r.ProjectID = append(r.ProjectID, tmpl.ProjectID...)
+		r.UserAgent = append(r.UserAgent, tmpl.UserAgent...)
+		r.Query = append(r.Query, tmpl.Query...)
+		r.ClientIP = tmpl.ClientIP
+		r.ReceivedAtNs = tmpl.ReceivedAtNs
+		p.Publish(r)
+	}
+	b.StopTimer()
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
