@@ -81,9 +81,11 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if err := os.WriteFile(projectsFile, []byte(`projects:
   - id: proj-alpha
     key: k-alpha
+    ip_mode: full
   - id: proj-beta
     keys: [k-beta]
     allowed_hosts: [shop.example, "*.shop.example"]
+    privacy_signals: honour
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +122,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	const accepted = 300
 	want := map[string]sent{} // page path -> expectation
+	withheld := 0
 	for i := range accepted {
 		s := sent{i: i, ip: clientIPs[i%len(clientIPs)], ua: userAgents[i%len(userAgents)], click: clicks[i%len(clicks)],
-			utm: "src" + strconv.Itoa(i%4), dnt: i%10 == 0, pre: i%25 == 0}
+			utm: "src" + strconv.Itoa(i%4), dnt: i%5 == 0, pre: i%25 == 0}
 		key := "k-alpha"
 		s.project = "proj-alpha"
 		if i%2 == 1 {
@@ -148,8 +151,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" || len(body) != 43 || !strings.HasPrefix(string(body), gif43) {
 			t.Fatalf("hit %d: %d %s %d bytes", i, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 		}
+		if s.project == "proj-beta" && s.dnt {
+			withheld++ // proj-beta honours DNT: counted, never published
+			continue
+		}
 		want[fmt.Sprintf("/p/%d", i)] = s
 	}
+	arriving := accepted - withheld
 
 	// Rejected hits get the GIF with a status that says why, and never arrive.
 	rejected := []struct {
@@ -179,7 +187,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		values = kafkatest.Kcat(t, brokers, enriched, 30*time.Second)
-		if len(values) >= accepted {
+		if len(values) >= arriving {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -206,14 +214,14 @@ func TestPipelineEndToEnd(t *testing.T) {
 		found[pv.PagePath] = true
 		checkRecord(t, s, &pv, geoDB != "")
 	}
-	if len(found) != accepted {
-		t.Errorf("%d of %d accepted hits arrived", len(found), accepted)
+	if len(found) != arriving {
+		t.Errorf("%d of %d accepted and published hits arrived", len(found), arriving)
 	}
 	if dls := kafkatest.ReadAll(t, brokers, dead, 0, 5*time.Second); len(dls) != 0 {
 		t.Errorf("%d records dead-lettered, want 0", len(dls))
 	}
-	t.Logf("e2e: %d accepted hits sent, %d arrived (read with kcat), %d rejected and 10 HEAD not published; geo checked: %v",
-		accepted, len(found), 60, geoDB != "")
+	t.Logf("e2e: %d accepted hits sent, %d withheld for DNT by project policy, %d arrived (read with kcat), %d rejected and 10 HEAD not published; geo checked: %v",
+		accepted, withheld, len(found), 60, geoDB != "")
 
 	// Shut down in order: the edge drains, then the enricher.
 	edge.Stop(t, 30*time.Second)
@@ -246,8 +254,13 @@ func checkRecord(t *testing.T, s sent, pv *pageview.Pageview, geo bool) {
 		errs = append(errs, "received_at wrong: "+pv.ReceivedAt)
 	}
 	check("project_id", pv.ProjectID, s.project)
-	check("ip", pv.IP, truncated(s.ip.ip))
-	check("ip_mode", pv.IPMode, "truncate")
+	if s.project == "proj-alpha" {
+		check("ip", pv.IP, s.ip.ip)
+		check("ip_mode", pv.IPMode, "full")
+	} else {
+		check("ip", pv.IP, truncated(s.ip.ip))
+		check("ip_mode", pv.IPMode, "truncate")
+	}
 	if len(pv.VisitorID) != 32 || pv.SessionID == "" || pv.SessionSeq < 1 {
 		errs = append(errs, fmt.Sprintf("visitor/session missing: %q %q %d", pv.VisitorID, pv.SessionID, pv.SessionSeq))
 	}

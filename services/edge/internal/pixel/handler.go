@@ -195,6 +195,8 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	r.Hints.FullVersionList = append(r.Hints.FullVersionList, req.PeekCanonical(hdrCHFullVersions)...)
 	r.EdgeInstance = append(r.EdgeInstance, h.instance...)
 	r.Method = append(r.Method, ctx.Method()...)
+	r.IPMode = append(r.IPMode, project.IPMode...)
+	r.HonourSignals = project.HonourSignals
 	// A full queue is counted and logged by the queue; the visitor still
 	// gets the pixel, because a pixel cannot retry anyway.
 	h.queue.Publish(r)

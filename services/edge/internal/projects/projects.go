@@ -23,6 +23,11 @@ import (
 type Project struct {
 	// ID is the project id written into every hit.
 	ID string
+	// IPMode ("full", "truncate", "drop"; empty: the enricher's default)
+	// and HonourSignals (withhold DNT/GPC hits downstream) are copied into
+	// every hit, so the enricher applies the policy in force at collection.
+	IPMode        string
+	HonourSignals bool
 	// exact holds allowed hosts; wild holds the ".example.com" suffixes of
 	// "*.example.com" entries. Both empty means every host is allowed.
 	exact map[string]struct{}
@@ -112,6 +117,14 @@ type Spec struct {
 	Key          string   `yaml:"key,omitempty" json:"key,omitempty"`
 	Keys         []string `yaml:"keys,omitempty" json:"keys,omitempty"`
 	AllowedHosts []string `yaml:"allowed_hosts,omitempty" json:"allowed_hosts,omitempty"`
+	// IPMode is how the enricher writes the client IP: "full", "truncate"
+	// (IPv4 /24, IPv6 /48) or "drop"; empty leaves it to the enricher's
+	// -default-ip-mode (truncate).
+	IPMode string `yaml:"ip_mode,omitempty" json:"ip_mode,omitempty"`
+	// PrivacySignals is "record" (default: DNT and Sec-GPC are recorded as
+	// fields) or "honour" (such hits are counted but not published
+	// downstream).
+	PrivacySignals string `yaml:"privacy_signals,omitempty" json:"privacy_signals,omitempty"`
 }
 
 // File is the layout of a projects file.
@@ -128,6 +141,7 @@ var (
 	ErrDuplicateKey = errors.New("API key used twice")
 	ErrDuplicateID  = errors.New("project id used twice")
 	ErrBadHost      = errors.New("invalid allowed host")
+	ErrBadPrivacy   = errors.New(`invalid privacy setting: ip_mode is full, truncate or drop; privacy_signals is record or honour`)
 )
 
 // ParseFile decodes a projects file. A name ending in .json is read as
@@ -221,7 +235,19 @@ func newProject(sp Spec) (*Project, []string, error) {
 			return nil, nil, fmt.Errorf("%w: %q in project %q: want 1-256 visible ASCII characters", ErrBadKey, k, id)
 		}
 	}
-	p := &Project{ID: id}
+	p := &Project{ID: id, IPMode: sp.IPMode}
+	switch sp.IPMode {
+	case "", "full", "truncate", "drop":
+	default:
+		return nil, nil, fmt.Errorf("%w: ip_mode %q in project %q", ErrBadPrivacy, sp.IPMode, id)
+	}
+	switch sp.PrivacySignals {
+	case "", "record":
+	case "honour", "honor":
+		p.HonourSignals = true
+	default:
+		return nil, nil, fmt.Errorf("%w: privacy_signals %q in project %q", ErrBadPrivacy, sp.PrivacySignals, id)
+	}
 	for _, h := range sp.AllowedHosts {
 		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 		wild := strings.HasPrefix(h, "*.")

@@ -274,3 +274,38 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+func TestPrivacySettings(t *testing.T) {
+	tests := []struct {
+		yaml       string
+		wantErr    bool
+		wantMode   string
+		wantHonour bool
+	}{
+		{"projects:\n  - id: a\n    key: k\n", false, "", false},
+		{"projects:\n  - id: a\n    key: k\n    ip_mode: full\n    privacy_signals: honour\n", false, "full", true},
+		{"projects:\n  - id: a\n    key: k\n    ip_mode: drop\n    privacy_signals: record\n", false, "drop", false},
+		{"projects:\n  - id: a\n    key: k\n    ip_mode: hashed\n", true, "", false},
+		{"projects:\n  - id: a\n    key: k\n    privacy_signals: ignore\n", true, "", false},
+	}
+	for _, tc := range tests {
+		specs, err := ParseFile("p.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := Build(specs)
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("%q: err %v", tc.yaml, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadPrivacy) {
+				t.Fatalf("want ErrBadPrivacy, got %v", err)
+			}
+			continue
+		}
+		p := set.Lookup([]byte("k"))
+		if p == nil || p.IPMode != tc.wantMode || p.HonourSignals != tc.wantHonour {
+			t.Fatalf("%q: %+v", tc.yaml, p)
+		}
+	}
+}
