@@ -8,14 +8,15 @@ t=${1:-10s}
 n=0
 while IFS= read -r line; do
   file=${line%%:*}
-  name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' <<<"${line#*:}")
+  rest=${line#*:}; rest=${rest#*:}
+  name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' <<<"$rest")
   dir=$(dirname "$file")
   mod=$dir
   while [[ ! -f $mod/go.mod ]]; do mod=$(dirname "$mod"); done
   rel=.${dir#"$mod"}
   echo "fuzz $dir $name"
-  (cd "$mod" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$rel" >/tmp/fuzz-$name.log 2>&1) || {
-    cat /tmp/fuzz-$name.log; echo "fuzz target $name failed"; exit 1; }
+  (cd "$mod" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$rel" >"/tmp/fuzz-$name.log" 2>&1) || {
+    cat "/tmp/fuzz-$name.log"; echo "fuzz target $name failed"; exit 1; }
   n=$((n+1))
 done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' pkg services test | sort)
 echo "$n fuzz targets ran for $t each"
