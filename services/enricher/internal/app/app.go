@@ -215,6 +215,7 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 			}
 		})
 		cleanup = func() { cancel(); _ = res.Close(); _ = salts.Close() }
+		reg.MustRegister(newGeoCollector(res))
 		steps = append(steps, enrich.Geo(res, sh))
 		log.Info("geo enabled", zap.String("city_db", cfg.GeoIPCity), zap.String("asn_db", cfg.GeoIPASN))
 	} else {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
+	"github.com/pixelstream/pixelstream/services/enricher/internal/geo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
@@ -81,4 +82,28 @@ func (c *uaCollector) Collect(ch chan<- prometheus.Metric) {
 	h, m := c.p.Stats()
 	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(h))
 	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(m))
+}
+
+// geoCollector exposes the build time of the loaded geo databases, so an
+// alert can fire when a database is not being refreshed.
+type geoCollector struct {
+	r    *geo.Resolver
+	desc *prometheus.Desc
+}
+
+func newGeoCollector(r *geo.Resolver) prometheus.Collector {
+	return &geoCollector{r: r, desc: prometheus.NewDesc("pixelstream_enricher_geoip_build_timestamp_seconds",
+		"Build time of the loaded MaxMind database, by database (city, asn).", []string{"database"}, nil)}
+}
+
+func (c *geoCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *geoCollector) Collect(ch chan<- prometheus.Metric) {
+	city, asn := c.r.BuildTimes()
+	if !city.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(city.Unix()), "city")
+	}
+	if !asn.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(asn.Unix()), "asn")
+	}
 }
