@@ -119,13 +119,19 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if produceStage.MaxRecordBytes == 0 {
 		produceStage.MaxRecordBytes = 1 << 20 // kafka-go's default BatchBytes
 	}
-	chain := pipeline.Chain(
-		pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+	deliver := pipeline.Chain(
 		pipeline.WithRetry(pipeline.WithMetrics(produceStage, "produce", stageMetrics), backoff, retryLog("produce")),
 		pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { health.ok(); return nil }),
 		pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
 	)
-	run := &runner.Runner{Source: reader, Stage: chain, MaxBatch: cfg.BatchSize, Linger: cfg.BatchLinger}
+	run := &runner.Runner{
+		Source:   reader,
+		Prepare:  pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+		Deliver:  deliver,
+		MaxBatch: cfg.BatchSize,
+		Linger:   cfg.BatchLinger,
+		InFlight: 2,
+	}
 
 	adm, err := admin.Start(cfg.AdminAddr, &ready, reg)
 	if err != nil {

@@ -1,7 +1,9 @@
-// Package runner drives the enricher's consume loop: it fetches a batch of
-// raw records, hands it to the pipeline (enrich, produce, commit) and only
-// then fetches the next, so offsets are committed strictly in order and
-// never past a record that was not produced.
+// Package runner drives the enricher's consume loop as a two-step
+// pipeline: one goroutine fetches a batch of raw records and prepares it
+// (enrichment), another delivers prepared batches (produce, then commit)
+// strictly in the order they were fetched. Preparing batch n+1 overlaps the
+// broker round trips of batch n, and offsets are still committed in order
+// and never past a record that was not produced.
 package runner
 
 import (
@@ -19,34 +21,86 @@ type Source interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 }
 
-// Runner fetches batches from Source and processes each with Stage.
+// Runner fetches batches from Source, runs Prepare on them in the fetching
+// goroutine and Deliver in a second goroutine, in fetch order.
 type Runner struct {
 	Source Source
-	Stage  pipeline.Stage
+	// Prepare runs in the fetching goroutine: stateful enrichment belongs
+	// here, because it sees every record exactly once and in order.
+	Prepare pipeline.Stage
+	// Deliver runs in the delivery goroutine: produce, then commit.
+	Deliver pipeline.Stage
 	// MaxBatch bounds the records in one batch.
 	MaxBatch int
 	// Linger is how long to wait for more records after the first one of a
 	// batch: it trades a little latency for fewer, larger produce calls.
 	Linger time.Duration
-
-	batch pipeline.Batch
+	// InFlight is how many prepared batches may wait for delivery (at
+	// least 1). Memory is bounded by (InFlight+2) batches.
+	InFlight int
 }
 
-// Run fetches until fetchCtx ends, then finishes the batch in hand and
-// returns nil. Stages run under workCtx, which the caller ends only when the
-// shutdown deadline passes. A stage error stops the runner without
-// committing that batch: its records are consumed again after a restart.
+// Run fetches until fetchCtx ends, then delivers the batches in hand and
+// returns nil. Deliver runs under workCtx, which the caller ends only when
+// the shutdown deadline passes. A stage error stops the runner without
+// committing that batch or any later one: their records are consumed again
+// after a restart.
 func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
-	for {
-		r.batch.Reset()
-		ferr := r.fill(fetchCtx)
-		if len(r.batch.In) > 0 {
-			if err := r.Stage.Process(workCtx, &r.batch); err != nil {
-				return fmt.Errorf("batch of %d records left uncommitted: %w", len(r.batch.In), err)
+	inFlight := max(r.InFlight, 1)
+	free := make(chan *pipeline.Batch, inFlight+2)
+	for range inFlight + 2 {
+		free <- &pipeline.Batch{}
+	}
+	ready := make(chan *pipeline.Batch, inFlight)
+	// stop ends fetching early when delivery fails.
+	fetchCtx, stop := context.WithCancel(fetchCtx)
+	defer stop()
+
+	delivered := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range ready {
+			if err == nil {
+				if derr := r.Deliver.Process(workCtx, b); derr != nil {
+					err = fmt.Errorf("batch of %d records left uncommitted: %w", len(b.In), derr)
+					stop()
+				}
 			}
+			b.Reset()
+			free <- b
+		}
+		delivered <- err
+	}()
+
+	ferr := r.fetchLoop(fetchCtx, free, ready)
+	close(ready)
+	derr := <-delivered
+	switch {
+	case derr != nil:
+		return derr
+	case ferr != nil && fetchCtx.Err() == nil:
+		return ferr
+	}
+	return nil
+}
+
+func (r *Runner) fetchLoop(ctx context.Context, free <-chan *pipeline.Batch, ready chan<- *pipeline.Batch) error {
+	for {
+		var b *pipeline.Batch
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			return nil
+		}
+		ferr := r.fill(ctx, b)
+		if len(b.In) > 0 {
+			if err := r.Prepare.Process(ctx, b); err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+			ready <- b
 		}
 		if ferr != nil {
-			if fetchCtx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("fetch: %w", ferr)
@@ -55,18 +109,18 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 }
 
 // fill blocks for the first record, then takes what arrives within Linger.
-func (r *Runner) fill(ctx context.Context) error {
+func (r *Runner) fill(ctx context.Context, b *pipeline.Batch) error {
 	m, err := r.Source.FetchMessage(ctx)
 	if err != nil {
 		return err
 	}
-	r.batch.In = append(r.batch.In, m)
+	b.In = append(b.In, m)
 	if r.MaxBatch <= 1 {
 		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.Linger)
 	defer cancel()
-	for len(r.batch.In) < r.MaxBatch {
+	for len(b.In) < r.MaxBatch {
 		m, err := r.Source.FetchMessage(lctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -77,7 +131,7 @@ func (r *Runner) fill(ctx context.Context) error {
 			}
 			return err
 		}
-		r.batch.In = append(r.batch.In, m)
+		b.In = append(b.In, m)
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ func (s chanSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	}
 }
 
+var nop = pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { return nil })
+
 func TestBatchesInOrderAndBounded(t *testing.T) {
 	src := chanSource{make(chan kafka.Message, 100)}
 	for i := range 25 {
@@ -32,8 +34,8 @@ func TestBatchesInOrderAndBounded(t *testing.T) {
 	var seen []int64
 	var sizes []int
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runner{Source: src, MaxBatch: 10, Linger: 20 * time.Millisecond,
-		Stage: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+	r := &Runner{Source: src, MaxBatch: 10, Linger: 20 * time.Millisecond, Prepare: nop, InFlight: 2,
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
 			mu.Lock()
 			defer mu.Unlock()
 			sizes = append(sizes, len(b.In))
@@ -67,8 +69,8 @@ func TestStageErrorStopsWithoutContinuing(t *testing.T) {
 	src := chanSource{make(chan kafka.Message, 10)}
 	src.ch <- kafka.Message{Offset: 1}
 	calls := 0
-	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond,
-		Stage: pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { calls++; return errors.New("broker gone") })}
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop,
+		Deliver: pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { calls++; return errors.New("broker gone") })}
 	err := r.Run(context.Background(), context.Background())
 	if err == nil || calls != 1 {
 		t.Fatalf("err=%v calls=%d", err, calls)
@@ -81,8 +83,8 @@ func TestShutdownFinishesBatchInHand(t *testing.T) {
 	src.ch <- kafka.Message{Offset: 1}
 	fetchCtx, cancel := context.WithCancel(context.Background())
 	processed := 0
-	r := &Runner{Source: src, MaxBatch: 100, Linger: time.Hour,
-		Stage: pipeline.StageFunc(func(ctx context.Context, b *pipeline.Batch) error {
+	r := &Runner{Source: src, MaxBatch: 100, Linger: time.Hour, Prepare: nop,
+		Deliver: pipeline.StageFunc(func(ctx context.Context, b *pipeline.Batch) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -95,5 +97,34 @@ func TestShutdownFinishesBatchInHand(t *testing.T) {
 	}
 	if processed != 1 {
 		t.Fatalf("processed %d, want the lingering record finished", processed)
+	}
+}
+
+// A failed delivery stops the runner: no later batch is delivered (so none
+// is committed past the failed one), even though later ones were prepared.
+func TestDeliveryFailureStopsLaterBatches(t *testing.T) {
+	src := chanSource{make(chan kafka.Message, 100)}
+	for i := range 50 {
+		src.ch <- kafka.Message{Offset: int64(i)}
+	}
+	var delivered []int64
+	prepared := 0
+	r := &Runner{Source: src, MaxBatch: 5, Linger: time.Millisecond, InFlight: 3,
+		Prepare: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error { prepared += len(b.In); return nil }),
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			if b.In[0].Offset >= 10 {
+				return errors.New("broker gone")
+			}
+			for _, m := range b.In {
+				delivered = append(delivered, m.Offset)
+			}
+			return nil
+		})}
+	err := r.Run(context.Background(), context.Background())
+	if err == nil {
+		t.Fatal("want error")
+	}
+	if len(delivered) != 10 || delivered[9] != 9 {
+		t.Fatalf("delivered %v: want exactly offsets 0..9", delivered)
 	}
 }
