@@ -3,6 +3,7 @@ module github.com/pixelstream/pixelstream/services/edge
 go 1.26.8
 
 require (
+	github.com/nsqio/go-diskqueue v1.1.0
 	github.com/pixelstream/pixelstream/pkg v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/segmentio/kafka-go v0.4.51

@@ -28,6 +28,7 @@ import (
 	"github.com/pixelstream/pixelstream/services/edge/internal/projects"
 	"github.com/pixelstream/pixelstream/services/edge/internal/publish"
 	"github.com/pixelstream/pixelstream/services/edge/internal/server"
+	"github.com/pixelstream/pixelstream/services/edge/internal/spool"
 )
 
 // Exit codes.
@@ -94,6 +95,7 @@ type edge struct {
 	served   chan error
 	pub      *publish.Publisher
 	sink     *publish.KafkaSink
+	spool    *spool.Spool // nil without one
 	admin    *admin.Server
 	reload   context.CancelFunc
 	reloaded chan struct{}
@@ -134,8 +136,25 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		return fail(exitConfig, "cannot create the Kafka sink", err)
 	}
 	undo = append(undo, func() { _ = sink.Close(bg) })
+	var sp *spool.Spool
+	var spoolIface publish.Spool // stays a nil interface without a spool
+	if cfg.SpoolMaxBytes > 0 {
+		sp, err = spool.Open(spool.Config{
+			Dir:          cfg.SpoolDir,
+			MaxBytes:     cfg.SpoolMaxBytes,
+			SyncEvery:    cfg.SpoolSyncEvery,
+			SyncInterval: cfg.SpoolSyncInterval,
+			Log:          log,
+		})
+		if err != nil {
+			return fail(exitFailure, "cannot open the spool (set -spool-dir, or -instance when two edges share a host)", err)
+		}
+		undo = append(undo, func() { _ = sp.Close() })
+		spoolIface = sp
+	}
 	pub, err := publish.New(publish.Config{
 		Sink:       sink,
+		Spool:      spoolIface,
 		QueueSize:  cfg.QueueSize,
 		Workers:    cfg.PublishWorkers,
 		BatchSize:  cfg.PublishBatchSize,
@@ -152,19 +171,37 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		ClientIP:   clientip.New(cfg.TrustedPrefixes()),
 		Queue:      pub,
 		Instance:   cfg.Instance,
+		RateLimit:  cfg.RateLimit,
+		RateBurst:  cfg.RateBurst,
 		Registerer: reg,
 	})
 	if err != nil {
 		return fail(exitFailure, "cannot create the pixel handler", err)
 	}
+	// With a spool the edge does its job while Kafka is down: it is ready
+	// as long as the spool can take hits. Without one, Kafka decides.
 	ready := &admin.Readiness{}
-	ready.Add("kafka", sink.Ready)
+	if sp != nil {
+		ready.Add("spool", sp.Full)
+	} else {
+		ready.Add("kafka", sink.Ready)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pixelstream_edge_kafka_ready",
+		Help: "1 while a Kafka write was acknowledged or a broker answered metadata for the topic within the readiness window, else 0.",
+	}, func() float64 {
+		if sink.Ready() == nil {
+			return 1
+		}
+		return 0
+	}))
 	srv, err := server.New(server.Config{
 		ReadTimeout:    cfg.ReadTimeout,
 		WriteTimeout:   cfg.WriteTimeout,
 		IdleTimeout:    cfg.IdleTimeout,
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxConns:       cfg.MaxConns,
 		DrainDelay:     cfg.DrainDelay,
 		Readiness:      ready,
 		WriteError:     pixel.WriteGIF,
@@ -184,7 +221,7 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		return fail(exitFailure, "cannot listen", err)
 	}
 
-	e := &edge{srv: srv, served: make(chan error, 1), pub: pub, sink: sink, admin: adminSrv, reloaded: make(chan struct{})}
+	e := &edge{srv: srv, served: make(chan error, 1), pub: pub, sink: sink, spool: sp, admin: adminSrv, reloaded: make(chan struct{})}
 	go func() { e.served <- srv.Serve(ln) }()
 	var reloadCtx context.Context
 	reloadCtx, e.reload = context.WithCancel(bg)
@@ -194,17 +231,32 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 	}()
 	log.Info("edge started", zap.String("addr", ln.Addr().String()), zap.String("admin_addr", adminSrv.Addr()),
 		zap.Strings("kafka_brokers", cfg.KafkaBrokers), zap.String("topic", cfg.RawTopic),
-		zap.Int("projects", keys.Current().Projects()), zap.Int("keys", keys.Current().Keys()))
+		zap.Int("projects", keys.Current().Projects()), zap.Int("keys", keys.Current().Keys()),
+		zap.String("spool_dir", spoolDir(cfg)), zap.Int64("spool_bytes", spoolBytes(sp)), zap.Float64("rate_limit", cfg.RateLimit))
 	if listening != nil {
 		listening(ln.Addr().String(), adminSrv.Addr())
 	}
 	return e, exitOK
 }
 
+func spoolDir(cfg *config.Config) string {
+	if cfg.SpoolMaxBytes <= 0 {
+		return "(none)"
+	}
+	return cfg.SpoolDir
+}
+
+func spoolBytes(sp *spool.Spool) int64 {
+	if sp == nil {
+		return 0
+	}
+	return sp.Bytes()
+}
+
 // shutdown runs readiness 503 → drain delay → stop accepting and finish
-// in-flight requests → flush the queue → close the Kafka writer, all within
-// one deadline, so a stuck broker cannot hold the process past it. It
-// reports whether every step finished cleanly.
+// in-flight requests → publish or spool the queue → close the spool → close
+// the Kafka writer, all within one deadline, so a stuck broker cannot hold
+// the process past it. It reports whether every step finished cleanly.
 func (e *edge) shutdown(cfg *config.Config, log *zap.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainDelay+cfg.ShutdownTimeout)
 	defer cancel()
@@ -219,6 +271,12 @@ func (e *edge) shutdown(cfg *config.Config, log *zap.Logger) bool {
 	e.reload()
 	<-e.reloaded
 	step("publisher flush", e.pub.Close(ctx))
+	if e.spool != nil {
+		step("spool", e.spool.Close())
+		if n := e.spool.Bytes(); n > 0 {
+			log.Info("spool keeps hits for the next start", zap.Int64("spool_bytes", n))
+		}
+	}
 	step("kafka writer", e.sink.Close(ctx))
 	step("admin server", e.admin.Shutdown(ctx))
 	return clean

@@ -26,8 +26,10 @@ func TestMain(m *testing.M) {
 		// its current sleep (MaxIdleWorkerDuration, 10 s).
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		// The test client's process-wide DNS cache cleaner.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"))
+		// The test client's process-wide DNS cache cleaner, and its host
+		// client cleaner, which exits only after its hosts have idled.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*Client).mCleaner"))
 }
 
 func noEnv(string) string { return "" }
@@ -78,7 +80,7 @@ func startEdge(t *testing.T, args ...string) *edgeUnderTest {
 	t.Cleanup(func() { listening = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &edgeUnderTest{cancel: cancel, exit: make(chan int, 1)}
-	args = append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-log-level", "error"}, args...)
+	args = append([]string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-log-level", "error", "-spool-dir", t.TempDir()}, args...)
 	go func() { e.exit <- run(ctx, func() {}, args, noEnv, io.Discard, os.Stderr) }()
 	select {
 	case a := <-addrs:

@@ -83,7 +83,7 @@ func TestBrowserLoadsPixel(t *testing.T) {
 
 	edgeAddr, edgeAdmin := freeAddr(t), freeAddr(t)
 	edge := startProc(t, "edge", bins.edge, "KAFKA_BROKERS="+strings.Join(brokers, ","), "RAW_TOPIC="+raw,
-		"EDGE_ADDR="+edgeAddr, "EDGE_ADMIN_ADDR="+edgeAdmin, "EDGE_KEYS=k-browser=proj-browser", "EDGE_DRAIN_DELAY=0s")
+		"EDGE_ADDR="+edgeAddr, "EDGE_ADMIN_ADDR="+edgeAdmin, "EDGE_KEYS=k-browser=proj-browser", "EDGE_DRAIN_DELAY=0s", "EDGE_SPOOL_DIR="+t.TempDir())
 	waitReady(t, edge, "http://"+edgeAdmin+"/readyz", 30*time.Second)
 
 	// The site is another origin (its own port) than the tracking host.

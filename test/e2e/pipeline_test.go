@@ -99,7 +99,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	edgeAddr, edgeAdmin := freeAddr(t), freeAddr(t)
 	edge := startProc(t, "edge", bins.edge, append(topics,
 		"EDGE_ADDR="+edgeAddr, "EDGE_ADMIN_ADDR="+edgeAdmin, "EDGE_PROJECTS_FILE="+projectsFile,
-		"EDGE_TRUSTED_PROXIES=127.0.0.0/8", "EDGE_INSTANCE=e2e-edge", "EDGE_DRAIN_DELAY=0s")...)
+		"EDGE_TRUSTED_PROXIES=127.0.0.0/8", "EDGE_INSTANCE=e2e-edge", "EDGE_DRAIN_DELAY=0s", "EDGE_SPOOL_DIR="+t.TempDir())...)
 	waitReady(t, enr, "http://"+enrAdmin+"/healthz", 30*time.Second)
 	waitReady(t, edge, "http://"+edgeAdmin+"/readyz", 30*time.Second)
 

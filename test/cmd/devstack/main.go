@@ -22,12 +22,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// tmpSpool is a spool directory devstack created and removes on exit.
+var tmpSpool string
+
 func main() {
 	edgeBin := flag.String("edge", "bin/edge", "edge binary")
 	enricherBin := flag.String("enricher", "bin/enricher", "enricher binary")
 	port := flag.Int("kafka-port", 9092, "port of the embedded broker on 127.0.0.1")
 	city := flag.String("geoip-city", "", "GeoLite2 City .mmdb for the enricher; empty runs without geo")
 	dataDir := flag.String("data-dir", "", "keep the embedded broker's data here across runs (empty: in memory)")
+	spoolDir := flag.String("spool-dir", "", "the edge's disk spool (empty: a fresh temporary directory)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("devstack: ")
@@ -47,6 +51,14 @@ func main() {
 	brokers := "127.0.0.1:" + strconv.Itoa(*port)
 	log.Printf("embedded Kafka-protocol broker (kfake) on %s: topics hits.raw, pageviews.enriched, hits.deadletter", brokers)
 
+	if *spoolDir == "" {
+		d, err := os.MkdirTemp("", "pixelstream-devstack-spool")
+		if err != nil {
+			log.Fatal(err)
+		}
+		*spoolDir = d
+		tmpSpool = d
+	}
 	common := append(os.Environ(), "KAFKA_BROKERS="+brokers)
 	enricher := start("enricher", *enricherBin, append(common,
 		"ENRICHER_GEOIP_CITY="+*city,
@@ -56,6 +68,7 @@ func main() {
 		"EDGE_KEYS=demo=demo",
 		"EDGE_TRUSTED_PROXIES=127.0.0.0/8,::1/128",
 		"EDGE_DRAIN_DELAY=0s",
+		"EDGE_SPOOL_DIR="+*spoolDir,
 	))
 	if *city == "" {
 		log.Printf("WARNING: no GeoLite2 City database: geo fields will be empty")
@@ -82,6 +95,10 @@ Metrics: http://127.0.0.1:9100/metrics (edge), http://127.0.0.1:9101/metrics (en
 	stop(edge, 20*time.Second)
 	stop(enricher, 40*time.Second)
 	cluster.Close()
+	if tmpSpool != "" {
+		// The embedded broker kept nothing, so neither may the spool.
+		_ = os.RemoveAll(tmpSpool)
+	}
 	log.Printf("stopped")
 	os.Exit(code)
 }

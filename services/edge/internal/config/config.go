@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type Config struct {
 	IdleTimeout    time.Duration // keep-alive between requests
 	MaxHeaderBytes int           // request line plus headers
 	MaxBodyBytes   int           // POST body (ignored, but read)
+	MaxConns       int           // open client connections
 
 	// Keys and client addresses.
 	ProjectsFile   string
@@ -37,6 +39,8 @@ type Config struct {
 	Keys           []string // key=project-id pairs
 	TrustedProxies []string // CIDR prefixes or addresses
 	Instance       string
+	RateLimit      float64 // hits per second per API key; 0: off
+	RateBurst      int
 
 	// Publishing.
 	KafkaBrokers      []string
@@ -48,6 +52,12 @@ type Config struct {
 	KafkaCompression  string
 	KafkaMaxAttempts  int
 	KafkaWriteTimeout time.Duration
+
+	// Disk spool.
+	SpoolDir          string
+	SpoolMaxBytes     int64
+	SpoolSyncInterval time.Duration
+	SpoolSyncEvery    int64
 
 	// Lifecycle.
 	DrainDelay      time.Duration
@@ -71,12 +81,15 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.Duration(&c.IdleTimeout, "idle-timeout", "EDGE_IDLE_TIMEOUT", 75*time.Second, "keep-alive idle time; keep it above the load balancer's idle timeout (often 60s) so the balancer closes first")
 	set.Int(&c.MaxHeaderBytes, "max-header-bytes", "EDGE_MAX_HEADER_BYTES", 16384, "longest request line plus headers; longer requests get 414 or 431 (with the GIF)")
 	set.Int(&c.MaxBodyBytes, "max-body-bytes", "EDGE_MAX_BODY_BYTES", 8192, "largest POST body read (and ignored); larger bodies get 413")
+	set.Int(&c.MaxConns, "max-conns", "EDGE_MAX_CONNS", 10000, "most open client connections (each holds about max-header-bytes + 8 KiB); more get 503 with the GIF and are closed")
 
 	set.String(&c.ProjectsFile, "projects-file", "EDGE_PROJECTS_FILE", "", "YAML or JSON file of projects (id, key or keys, allowed_hosts), reloaded when it changes")
 	set.Duration(&c.ProjectsReload, "projects-reload-interval", "EDGE_PROJECTS_RELOAD_INTERVAL", 5*time.Second, "how often the projects file is checked for changes")
 	set.List(&c.Keys, "keys", "EDGE_KEYS", nil, "static API keys as key=project-id pairs, comma separated")
 	set.List(&c.TrustedProxies, "trusted-proxies", "EDGE_TRUSTED_PROXIES", nil, "CIDR prefixes or addresses of proxies whose X-Forwarded-For is believed, comma separated")
 	set.String(&c.Instance, "instance", "EDGE_INSTANCE", "", "edge instance name written into every hit (empty: the host name)")
+	set.Float64(&c.RateLimit, "rate-limit", "EDGE_RATE_LIMIT", 0, "hits per second each API key may record (token bucket per key); beyond it 429 with the GIF; 0 = off")
+	set.Int(&c.RateBurst, "rate-burst", "EDGE_RATE_BURST", 0, "hits an API key may record at once above -rate-limit (bucket size); 0 = one second's worth")
 
 	set.List(&c.KafkaBrokers, "kafka-brokers", "KAFKA_BROKERS", nil, "Kafka bootstrap brokers host:port, comma separated (required)")
 	set.String(&c.RawTopic, "raw-topic", "RAW_TOPIC", "hits.raw", "topic raw hits are published to (must exist)")
@@ -87,6 +100,11 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: none, snappy, lz4, zstd or gzip")
 	set.Int(&c.KafkaMaxAttempts, "kafka-max-attempts", "EDGE_KAFKA_MAX_ATTEMPTS", 3, "attempts per batch before its hits count as failed")
 	set.Duration(&c.KafkaWriteTimeout, "kafka-write-timeout", "EDGE_KAFKA_WRITE_TIMEOUT", 10*time.Second, "time allowed for one produce request")
+
+	set.String(&c.SpoolDir, "spool-dir", "EDGE_SPOOL_DIR", "", "directory of the disk spool that keeps hits while Kafka refuses or is slow (created 0700; empty: $XDG_STATE_HOME, else ~/.local/state, else /var/lib, then /pixelstream/edge/INSTANCE/spool)")
+	set.Int64(&c.SpoolMaxBytes, "spool-max-bytes", "EDGE_SPOOL_MAX_BYTES", 1<<30, "most bytes of hits the spool holds; beyond it hits are dropped and /readyz fails; 0 = no spool (hits Kafka refuses are dropped)")
+	set.Duration(&c.SpoolSyncInterval, "spool-sync-interval", "EDGE_SPOOL_SYNC_INTERVAL", time.Second, "fsync the spool this often while it is written or read (a power loss can lose what came since)")
+	set.Int64(&c.SpoolSyncEvery, "spool-sync-every", "EDGE_SPOOL_SYNC_EVERY", 1000, "also fsync the spool after this many records written plus read")
 
 	set.Duration(&c.DrainDelay, "shutdown-drain-delay", "EDGE_DRAIN_DELAY", 5*time.Second, "on SIGTERM, time between /readyz turning 503 and the listener closing, so load balancers stop sending first")
 	set.Duration(&c.ShutdownTimeout, "shutdown-timeout", "EDGE_SHUTDOWN_TIMEOUT", 20*time.Second, "after the drain delay, time allowed to finish requests, flush queued hits and close the Kafka writer")
@@ -141,6 +159,18 @@ func (c *Config) Validate() error {
 	if c.Instance = strings.TrimSpace(c.Instance); c.Instance == "" {
 		c.Instance = hostname()
 	}
+	if c.SpoolDir = strings.TrimSpace(c.SpoolDir); c.SpoolDir == "" {
+		c.SpoolDir = DefaultSpoolDir(c.Instance, os.Getenv)
+	}
+	if c.SpoolMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("%w: -spool-max-bytes is %d, want 0 (no spool) or more", ErrBadSize, c.SpoolMaxBytes))
+	}
+	if c.SpoolSyncEvery < 1 {
+		errs = append(errs, fmt.Errorf("%w: -spool-sync-every is %d, want at least 1", ErrBadSize, c.SpoolSyncEvery))
+	}
+	if c.RateLimit < 0 || c.RateLimit != c.RateLimit {
+		errs = append(errs, fmt.Errorf("%w: -rate-limit is %v, want 0 (off) or more", ErrBadSize, c.RateLimit))
+	}
 	for _, s := range []struct {
 		name string
 		v    int
@@ -152,6 +182,8 @@ func (c *Config) Validate() error {
 		{"-publish-workers", c.PublishWorkers, 1},
 		{"-publish-batch-size", c.PublishBatchSize, 1},
 		{"-kafka-max-attempts", c.KafkaMaxAttempts, 1},
+		{"-rate-burst", c.RateBurst, 0},
+		{"-max-conns", c.MaxConns, 1},
 	} {
 		if s.v < s.min {
 			errs = append(errs, fmt.Errorf("%w: %s is %d, want at least %d", ErrBadSize, s.name, s.v, s.min))
@@ -164,6 +196,7 @@ func (c *Config) Validate() error {
 		{"-read-timeout", c.ReadTimeout}, {"-write-timeout", c.WriteTimeout}, {"-idle-timeout", c.IdleTimeout},
 		{"-kafka-batch-timeout", c.KafkaBatchTimeout}, {"-kafka-write-timeout", c.KafkaWriteTimeout},
 		{"-shutdown-timeout", c.ShutdownTimeout}, {"-projects-reload-interval", c.ProjectsReload},
+		{"-spool-sync-interval", c.SpoolSyncInterval},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%w: %s is %v, want more than 0", ErrBadDuration, d.name, d.v))
@@ -194,6 +227,40 @@ var compressions = map[string]kafka.Compression{
 	"lz4":    kafka.Lz4,
 	"zstd":   kafka.Zstd,
 	"gzip":   kafka.Gzip,
+}
+
+// DefaultSpoolDir is where the spool lives without -spool-dir: a per-user
+// state directory ($XDG_STATE_HOME, else ~/.local/state; /var/lib without
+// a home), then pixelstream/edge/INSTANCE/spool, so it survives restarts
+// and two edges on one host (different -instance) do not share it. The
+// spool locks its directory: two edges with the same instance name fail
+// to start rather than mix their spools.
+func DefaultSpoolDir(instance string, getenv func(string) string) string {
+	base := getenv("XDG_STATE_HOME")
+	if base == "" || !filepath.IsAbs(base) {
+		base = ""
+		if home := getenv("HOME"); home != "" && home != "/" && filepath.IsAbs(home) {
+			base = filepath.Join(home, ".local", "state")
+		}
+	}
+	if base == "" {
+		base = "/var/lib"
+	}
+	return filepath.Join(base, "pixelstream", "edge", safeName(instance), "spool")
+}
+
+// safeName makes an instance name one path element.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || string(b) == "." || string(b) == ".." {
+		return "edge"
+	}
+	return string(b)
 }
 
 // hostname names the instance when -instance is empty; in Kubernetes it is

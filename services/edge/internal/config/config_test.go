@@ -115,3 +115,38 @@ func TestHelpAndPrintOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultSpoolDir(t *testing.T) {
+	tests := []struct {
+		env      map[string]string
+		instance string
+		want     string
+	}{
+		{map[string]string{"XDG_STATE_HOME": "/state", "HOME": "/home/e"}, "edge-1", "/state/pixelstream/edge/edge-1/spool"},
+		{map[string]string{"HOME": "/home/e"}, "pod/7", "/home/e/.local/state/pixelstream/edge/pod_7/spool"},
+		{map[string]string{"HOME": "/"}, "..", "/var/lib/pixelstream/edge/edge/spool"},
+		{map[string]string{"XDG_STATE_HOME": "relative"}, "a", "/var/lib/pixelstream/edge/a/spool"},
+	}
+	for _, tt := range tests {
+		if got := DefaultSpoolDir(tt.instance, env(tt.env)); got != tt.want {
+			t.Errorf("DefaultSpoolDir(%q, %v) = %q, want %q", tt.instance, tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestSpoolAndRateOptions(t *testing.T) {
+	c, _, err := Load([]string{"-kafka-brokers", "b:9092", "-keys", "k=p", "-spool-dir", "/tmp/s", "-rate-limit", "2.5"},
+		env(map[string]string{"EDGE_SPOOL_MAX_BYTES": "1048576", "EDGE_RATE_BURST": "7", "EDGE_SPOOL_SYNC_INTERVAL": "250ms"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SpoolDir != "/tmp/s" || c.SpoolMaxBytes != 1<<20 || c.RateLimit != 2.5 || c.RateBurst != 7 ||
+		c.SpoolSyncInterval != 250*time.Millisecond || c.SpoolSyncEvery != 1000 || c.MaxConns != 10000 {
+		t.Fatalf("%+v", c)
+	}
+	for _, bad := range [][]string{{"-spool-max-bytes", "-1"}, {"-rate-limit", "-1"}, {"-rate-burst", "-2"}, {"-spool-sync-interval", "0s"}, {"-max-conns", "0"}} {
+		if _, _, err := Load(append([]string{"-kafka-brokers", "b:9092", "-keys", "k=p"}, bad...), env(nil), io.Discard); !errors.Is(err, ErrBadSize) && !errors.Is(err, ErrBadDuration) {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}

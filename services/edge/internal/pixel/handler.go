@@ -3,6 +3,7 @@ package pixel
 import (
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -10,15 +11,16 @@ import (
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/services/edge/internal/clientip"
 	"github.com/pixelstream/pixelstream/services/edge/internal/projects"
+	"github.com/pixelstream/pixelstream/services/edge/internal/ratelimit"
 )
 
 // Path is the pixel endpoint.
 const Path = "/api/v1/pixel"
 
-// Keys finds the project an API key belongs to (nil when unknown).
-// projects.Registry implements it.
+// Keys finds an API key's entry: its project and rate-limit bucket (nil
+// when unknown). projects.Registry and projects.Set implement it.
 type Keys interface {
-	Lookup(key []byte) *projects.Project
+	LookupKey(key []byte) *projects.Key
 }
 
 // Queue takes accepted hits off the request path. NewRecord hands out an
@@ -37,6 +39,11 @@ type Config struct {
 	Queue    Queue
 	// Instance names this edge in every record (default: host name).
 	Instance string
+	// RateLimit is the hits per second each API key may record (0: no
+	// limit); RateBurst how many at once (0: one second's worth). Beyond
+	// it a hit is answered 429 and not recorded.
+	RateLimit float64
+	RateBurst int
 	// Registerer receives the handler's metrics.
 	Registerer prometheus.Registerer
 }
@@ -51,6 +58,7 @@ const (
 	ResultHostNotAllowed = "host_not_allowed"
 	ResultNotFound       = "not_found"
 	ResultBadMethod      = "method_not_allowed"
+	ResultRateLimited    = "rate_limited"
 )
 
 // Handler answers pixel requests. It is safe for concurrent use.
@@ -59,15 +67,16 @@ type Handler struct {
 	ips      *clientip.Resolver
 	queue    Queue
 	instance []byte
+	limiter  *ratelimit.Limiter
 
-	accepted, head, missingKey, unknownKey, hostNotAllowed, notFound, badMethod prometheus.Counter
+	accepted, head, missingKey, unknownKey, hostNotAllowed, notFound, badMethod, rateLimited prometheus.Counter
 }
 
 // New returns a Handler and registers its metrics.
 func New(cfg Config) (*Handler, error) {
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixelstream_edge_hits_total",
-		Help: "Pixel requests by result: accepted (recorded), head (answered, not recorded), missing_key, unknown_key, host_not_allowed, not_found, method_not_allowed.",
+		Help: "Pixel requests by result: accepted (recorded), head (answered, not recorded), missing_key, unknown_key, host_not_allowed, rate_limited, not_found, method_not_allowed.",
 	}, []string{"result"})
 	if err := cfg.Registerer.Register(hits); err != nil {
 		return nil, err
@@ -81,6 +90,7 @@ func New(cfg Config) (*Handler, error) {
 		ips:            ips,
 		queue:          cfg.Queue,
 		instance:       []byte(cfg.Instance),
+		limiter:        ratelimit.New(cfg.RateLimit, cfg.RateBurst),
 		accepted:       hits.WithLabelValues(ResultAccepted),
 		head:           hits.WithLabelValues(ResultHead),
 		missingKey:     hits.WithLabelValues(ResultMissingKey),
@@ -88,6 +98,7 @@ func New(cfg Config) (*Handler, error) {
 		hostNotAllowed: hits.WithLabelValues(ResultHostNotAllowed),
 		notFound:       hits.WithLabelValues(ResultNotFound),
 		badMethod:      hits.WithLabelValues(ResultBadMethod),
+		rateLimited:    hits.WithLabelValues(ResultRateLimited),
 	}, nil
 }
 
@@ -112,6 +123,17 @@ var (
 
 const hdrXFF = "X-Forwarded-For"
 
+// keyBufs holds buffers for decoding escaped keys.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, maxKeyLen); return &b }}
+
+const (
+	// maxKeyLen is the longest API key (projects.validKey).
+	maxKeyLen = 256
+	// maxPageURLPrefix is how much of the url parameter is decoded to find
+	// the page host: scheme, user info and host fit in it.
+	maxPageURLPrefix = 2048
+)
+
 // Handle serves one request: every answer is the GIF; GET and POST with a
 // known key from an allowed page host are recorded, HEAD is answered and
 // not recorded. A POST body is ignored (amp-analytics falls back to POST;
@@ -134,30 +156,60 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	args := ctx.QueryArgs()
-	key := args.Peek("key")
+	// The query is scanned for key and url only: nothing here parses every
+	// parameter (ctx.QueryArgs would), however many a request carries.
+	query := ctx.URI().QueryString()
+	key, _ := queryParam(query, "key")
+	if escaped(key) {
+		// Rare: keys are plain ASCII. The decoded key is passed through the
+		// Keys interface, so it cannot live on this stack.
+		buf := keyBufs.Get().(*[]byte)
+		defer keyBufs.Put(buf)
+		var cut bool
+		if key, cut = decodeInto((*buf)[:0], key); cut {
+			h.unknownKey.Inc()
+			WriteGIF(ctx, fasthttp.StatusForbidden, reasonUnknownKey)
+			return
+		}
+	}
 	if len(key) == 0 {
 		h.missingKey.Inc()
 		WriteGIF(ctx, fasthttp.StatusBadRequest, reasonMissingKey)
 		return
 	}
-	project := h.keys.Lookup(key)
-	if project == nil {
+	entry := h.keys.LookupKey(key)
+	if entry == nil {
 		h.unknownKey.Inc()
 		WriteGIF(ctx, fasthttp.StatusForbidden, reasonUnknownKey)
 		return
 	}
+	project := entry.Project
 	req := &ctx.Request.Header
 	referer := req.Referer()
 	// Browsers send an origin-only Referer to other origins, so the page URL
 	// a site passes explicitly is the better witness of where the pixel is.
-	pageHost := PageHost(args.Peek("url"))
+	// A url too long to decode here (its host could be cut) is treated as
+	// unreadable, like a url that is not a URL.
+	pageURL, _ := queryParam(query, "url")
+	var urlBuf [maxPageURLPrefix]byte
+	if escaped(pageURL) {
+		var cut bool
+		if pageURL, cut = decodeInto(urlBuf[:0], pageURL); cut {
+			pageURL = nil
+		}
+	}
+	pageHost := PageHost(pageURL)
 	if pageHost == nil {
 		pageHost = PageHost(referer)
 	}
 	if !project.AllowsHost(pageHost) {
 		h.hostNotAllowed.Inc()
 		WriteGIF(ctx, fasthttp.StatusForbidden, reasonHost)
+		return
+	}
+	if !head && !h.limiter.Allow(&entry.Bucket) {
+		h.rateLimited.Inc()
+		WriteGIF(ctx, fasthttp.StatusTooManyRequests, reasonRateLimited)
 		return
 	}
 
@@ -179,22 +231,24 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	r.APIKey = append(r.APIKey, key...)
 	r.ProjectID = append(r.ProjectID, project.ID...)
 	r.ClientIP = h.clientIP(ctx)
-	r.UserAgent = append(r.UserAgent, req.UserAgent()...)
-	r.Referer = append(r.Referer, referer...)
-	r.Host = append(r.Host, ctx.Host()...)
-	r.Query = append(r.Query, ctx.URI().QueryString()...)
-	r.AcceptLanguage = append(r.AcceptLanguage, req.PeekCanonical(hdrAcceptLanguage)...)
+	// Header and query bytes are copied as sent, except that bytes that are
+	// not UTF-8 become U+FFFD (see appendText).
+	r.UserAgent = appendText(r.UserAgent, req.UserAgent())
+	r.Referer = appendText(r.Referer, referer)
+	r.Host = appendText(r.Host, ctx.Host())
+	r.Query = appendText(r.Query, query)
+	r.AcceptLanguage = appendText(r.AcceptLanguage, req.PeekCanonical(hdrAcceptLanguage))
 	r.DNT = isOne(req.PeekCanonical(hdrDNT))
 	r.GPC = isOne(req.PeekCanonical(hdrSecGPC))
 	r.Prefetch = Speculative(req.PeekCanonical(hdrSecPurpose), req.PeekCanonical(hdrPurpose), req.PeekCanonical(hdrXMoz), req.PeekCanonical(hdrXPurpose))
-	r.Hints.UA = append(r.Hints.UA, req.PeekCanonical(hdrCHUA)...)
-	r.Hints.Mobile = append(r.Hints.Mobile, req.PeekCanonical(hdrCHMobile)...)
-	r.Hints.Platform = append(r.Hints.Platform, req.PeekCanonical(hdrCHPlatform)...)
-	r.Hints.PlatformVersion = append(r.Hints.PlatformVersion, req.PeekCanonical(hdrCHPlatformVer)...)
-	r.Hints.Model = append(r.Hints.Model, req.PeekCanonical(hdrCHModel)...)
-	r.Hints.FullVersionList = append(r.Hints.FullVersionList, req.PeekCanonical(hdrCHFullVersions)...)
+	r.Hints.UA = appendText(r.Hints.UA, req.PeekCanonical(hdrCHUA))
+	r.Hints.Mobile = appendText(r.Hints.Mobile, req.PeekCanonical(hdrCHMobile))
+	r.Hints.Platform = appendText(r.Hints.Platform, req.PeekCanonical(hdrCHPlatform))
+	r.Hints.PlatformVersion = appendText(r.Hints.PlatformVersion, req.PeekCanonical(hdrCHPlatformVer))
+	r.Hints.Model = appendText(r.Hints.Model, req.PeekCanonical(hdrCHModel))
+	r.Hints.FullVersionList = appendText(r.Hints.FullVersionList, req.PeekCanonical(hdrCHFullVersions))
 	r.EdgeInstance = append(r.EdgeInstance, h.instance...)
-	r.Method = append(r.Method, ctx.Method()...)
+	r.Method = appendText(r.Method, ctx.Method())
 	r.IPMode = append(r.IPMode, project.IPMode...)
 	r.HonourSignals = project.HonourSignals
 	// A full queue is counted and logged by the queue; the visitor still

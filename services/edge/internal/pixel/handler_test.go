@@ -384,13 +384,24 @@ func (discardSink) Write(context.Context, []kafka.Message) error { return nil }
 // key and host checks, client IP, filling a pooled record, and the hand-off
 // to the real publisher, whose workers encode and recycle the records
 // concurrently. allocs/op counts every goroutine, workers included.
-func BenchmarkHandler(b *testing.B) {
+func BenchmarkHandler(b *testing.B) { benchmarkHandler(b, 0) }
+
+// BenchmarkHandlerRateLimited: the same with a per-key rate limit that
+// lets every hit through (the token bucket's cost).
+func BenchmarkHandlerRateLimited(b *testing.B) { benchmarkHandler(b, 1e12) }
+
+func benchmarkHandler(b *testing.B, rate float64) {
 	pub, err := publish.New(publish.Config{Sink: discardSink{}, QueueSize: 8192, Workers: 2, BatchSize: 256, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pub.Close(context.Background())
-	h, _ := newHandler(b, pub, "10.0.0.0/8")
+	prefixes, _ := clientip.ParsePrefixes([]string{"10.0.0.0/8"})
+	h, err := New(Config{Keys: testKeys(b), ClientIP: clientip.New(prefixes), Queue: pub, Instance: "edge-test-1",
+		Registerer: prometheus.NewRegistry(), RateLimit: rate, RateBurst: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
 	raw := []byte(strings.Replace(fullRequest, "X-Forwarded-For: 198.51.100.66", "X-Forwarded-For: 198.51.100.66, 10.1.1.1", 1))
 	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4242}, nil)

@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pixelstream/pixelstream/services/edge/internal/ratelimit"
 )
 
 // Project is one tracked site: its id and the page hosts it accepts hits
@@ -92,16 +95,52 @@ func (p *Project) AllowedHosts() []string {
 
 // Set is an immutable key → project table.
 type Set struct {
-	byKey    map[string]*Project
+	byKey    map[string]*Key
 	projects int
+}
+
+// Key is one API key of a project, with the key's rate-limit bucket.
+type Key struct {
+	Project *Project
+	Bucket  ratelimit.Bucket
 }
 
 // Lookup returns the project owning key, or nil. It does not allocate.
 func (s *Set) Lookup(key []byte) *Project {
+	if k := s.LookupKey(key); k != nil {
+		return k.Project
+	}
+	return nil
+}
+
+// LookupKey returns key's entry, or nil. It does not allocate.
+func (s *Set) LookupKey(key []byte) *Key {
 	if s == nil {
 		return nil
 	}
 	return s.byKey[string(key)]
+}
+
+// InheritBuckets copies the rate-limit state of the keys s shares with
+// old, so a reload does not refill every bucket.
+func (s *Set) InheritBuckets(old *Set) {
+	if s == nil || old == nil {
+		return
+	}
+	for k, e := range s.byKey {
+		if o, ok := old.byKey[k]; ok {
+			e.Bucket.CopyFrom(&o.Bucket)
+		}
+	}
+}
+
+// Redact shortens an API key for logs and error messages: keys appear in
+// pages and are not secret, but a full key in a log is a key anyone with
+// the logs can use. It keeps a prefix long enough to find the key in the
+// projects file.
+func Redact(key string) string {
+	n := min(4, len(key)/3)
+	return key[:n] + "…(" + strconv.Itoa(len(key)) + " bytes)"
 }
 
 // Projects returns how many projects s holds.
@@ -177,7 +216,7 @@ func ParseKeys(entries []string) ([]Spec, error) {
 		key, id, ok := strings.Cut(e, "=")
 		key, id = strings.TrimSpace(key), strings.TrimSpace(id)
 		if !ok || key == "" || id == "" {
-			return nil, fmt.Errorf("%w: %q: want key=project-id", ErrBadKey, e)
+			return nil, fmt.Errorf("%w: %s: want key=project-id", ErrBadKey, Redact(e))
 		}
 		if i, seen := byID[id]; seen {
 			out[i].Keys = append(out[i].Keys, key)
@@ -193,7 +232,7 @@ func ParseKeys(entries []string) ([]Spec, error) {
 // unique across all specs, project ids unique, and allowed hosts plain host
 // names ("shop.example.com") or wildcards ("*.example.com").
 func Build(specs ...[]Spec) (*Set, error) {
-	s := &Set{byKey: map[string]*Project{}}
+	s := &Set{byKey: map[string]*Key{}}
 	ids := map[string]bool{}
 	for _, group := range specs {
 		for _, sp := range group {
@@ -208,9 +247,9 @@ func Build(specs ...[]Spec) (*Set, error) {
 			s.projects++
 			for _, k := range keys {
 				if other, dup := s.byKey[k]; dup {
-					return nil, fmt.Errorf("%w: %q (projects %q and %q)", ErrDuplicateKey, k, other.ID, p.ID)
+					return nil, fmt.Errorf("%w: %s (projects %q and %q)", ErrDuplicateKey, Redact(k), other.Project.ID, p.ID)
 				}
-				s.byKey[k] = p
+				s.byKey[k] = &Key{Project: p}
 			}
 		}
 	}
@@ -232,7 +271,7 @@ func newProject(sp Spec) (*Project, []string, error) {
 	}
 	for _, k := range keys {
 		if !validKey(k) {
-			return nil, nil, fmt.Errorf("%w: %q in project %q: want 1-256 visible ASCII characters", ErrBadKey, k, id)
+			return nil, nil, fmt.Errorf("%w: %s in project %q: want 1-256 visible ASCII characters", ErrBadKey, Redact(k), id)
 		}
 	}
 	p := &Project{ID: id, IPMode: sp.IPMode}

@@ -2,8 +2,10 @@ package projects
 
 import (
 	"errors"
+	"github.com/pixelstream/pixelstream/services/edge/internal/ratelimit"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,5 +309,40 @@ func TestPrivacySettings(t *testing.T) {
 		if p == nil || p.IPMode != tc.wantMode || p.HonourSignals != tc.wantHonour {
 			t.Fatalf("%q: %+v", tc.yaml, p)
 		}
+	}
+}
+
+// TestErrorsDoNotQuoteKeys: errors end up in logs; they name a key by a
+// short prefix only.
+func TestErrorsDoNotQuoteKeys(t *testing.T) {
+	const secret = "4f0c2b9d8e7a6f5e"
+	_, err1 := Build([]Spec{{ID: "a", Key: secret}, {ID: "b", Key: secret}})
+	_, err2 := Build([]Spec{{ID: "a", Key: secret + " x"}})
+	_, err3 := ParseKeys([]string{secret})
+	for i, err := range []error{err1, err2, err3} {
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("error %d: %v", i, err)
+		}
+	}
+	if got := Redact(secret); got != "4f0c…(16 bytes)" {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+// TestReloadKeepsBuckets: a reload does not refill rate-limit buckets of
+// keys that stay.
+func TestReloadKeepsBuckets(t *testing.T) {
+	old, _ := Build([]Spec{{ID: "a", Keys: []string{"k1", "k2"}}})
+	lim := ratelimit.New(0.001, 1)
+	if !lim.Allow(&old.LookupKey([]byte("k1")).Bucket) {
+		t.Fatal("first hit refused")
+	}
+	next, _ := Build([]Spec{{ID: "a", Keys: []string{"k1", "k3"}}})
+	next.InheritBuckets(old)
+	if lim.Allow(&next.LookupKey([]byte("k1")).Bucket) {
+		t.Error("k1's bucket was refilled by the reload")
+	}
+	if !lim.Allow(&next.LookupKey([]byte("k3")).Bucket) {
+		t.Error("a new key starts with a full bucket")
 	}
 }

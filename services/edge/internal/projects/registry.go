@@ -79,6 +79,9 @@ func (r *Registry) Current() *Set { return r.cur.Load() }
 // Lookup returns the project owning key in the current Set, or nil.
 func (r *Registry) Lookup(key []byte) *Project { return r.cur.Load().Lookup(key) }
 
+// LookupKey returns key's entry in the current Set, or nil.
+func (r *Registry) LookupKey(key []byte) *Key { return r.cur.Load().LookupKey(key) }
+
 // load reads the file (if any), builds a Set and swaps it in.
 func (r *Registry) load() error {
 	var fileSpecs []Spec
@@ -103,6 +106,7 @@ func (r *Registry) load() error {
 		}
 		return err
 	}
+	set.InheritBuckets(r.cur.Load())
 	r.cur.Store(set)
 	r.lastSuccess.SetToCurrentTime()
 	return nil

@@ -1,16 +1,26 @@
 // Package publish moves accepted hits from the request path to Kafka.
 //
-// The request path never waits for Kafka: the handler fills a pooled
-// *hit.Raw and Publish puts it on a bounded queue, or drops and counts it
-// when the queue is full. A few workers take records off the queue in
-// batches, encode them into buffers they own, recycle the records at once,
-// and hand each batch to a Sink, which blocks until every record is
-// acknowledged or has failed. Records the sink refuses go to an optional
-// Fallback (the disk spool) before the buffers are reused; without one they
-// are counted as dropped.
+// The request path never waits for Kafka or the disk: the handler fills a
+// pooled *hit.Raw and Publish puts it on a bounded queue, or drops and
+// counts it when the queue is full. A few workers take records off the
+// queue in batches, encode them into buffers they own, recycle the records
+// at once, and either write the batch to the Sink (which blocks until every
+// record is acknowledged or has failed) or, while the publisher is
+// spooling, append it to the disk spool.
 //
-// In-flight memory is bounded: the queue holds at most QueueSize records and
-// each worker at most BatchSize encoded records.
+// Spooling (with a Spool configured) starts when Kafka refuses records (the
+// refused batch becomes a front batch of the spool: it is older than
+// anything spooled after it) or when the queue fills past SpillAt (Kafka is
+// slow: a spiller goroutine moves the queue to disk so the handler does not
+// drop). While spooling, every new record goes through the spool, so new
+// hits never overtake spooled ones; one replayer goroutine sends the spool
+// to Kafka, oldest first, one batch at a time, retrying a failed batch with
+// backoff until Kafka takes it, and stops spooling once the spool is empty
+// (checked while appends are held off, so nothing slips past).
+//
+// In-flight memory is bounded: the queue holds at most QueueSize records,
+// each worker and the spiller at most BatchSize encoded records, the
+// replayer one replay batch.
 package publish
 
 import (
@@ -26,7 +36,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pixelstream/pixelstream/pkg/errclass"
 	"github.com/pixelstream/pixelstream/pkg/hit"
+	"github.com/pixelstream/pixelstream/services/edge/internal/spool"
 )
 
 // Sink delivers encoded records.
@@ -43,23 +55,43 @@ type Sink interface {
 	Write(ctx context.Context, msgs []kafka.Message) error
 }
 
-// Fallback receives the messages a Sink refused, with the error, before
-// their buffers are reused; it must copy what it keeps. It returns nil if it
-// kept them all (the disk spool that replays them later), or an error, in
-// which case they are counted as dropped.
-type Fallback func(failed []kafka.Message, cause error) error
+// Spool is the disk spool (*spool.Spool); see that package.
+type Spool interface {
+	Append(msgs []kafka.Message) (int, error)
+	AppendFront(msgs []kafka.Message) error
+	Take(max int, wait time.Duration, wake <-chan struct{}) (*spool.Batch, error)
+	Commit(b *spool.Batch) error
+	Release(b *spool.Batch) error
+	Drained() bool
+	Bytes() int64
+	MaxBytes() int64
+}
 
 // Config configures a Publisher.
 type Config struct {
 	Sink Sink
-	// Fallback is optional; see Fallback.
-	Fallback Fallback
+	// Spool is optional: without one, records Kafka refuses and records
+	// still queued at the shutdown deadline are dropped and counted.
+	Spool Spool
 	// QueueSize bounds the records waiting for a worker.
 	QueueSize int
 	// Workers is the number of concurrent Sink writes.
 	Workers int
 	// BatchSize bounds the records per Sink write.
 	BatchSize int
+	// SpillAt is the queue length at which the queue is moved to the spool
+	// (default QueueSize/2).
+	SpillAt int
+	// ReplayBatchSize bounds the records per replay write (default
+	// Workers × BatchSize: one replay write does the work of all workers).
+	ReplayBatchSize int
+	// ReplayBackoffMin and ReplayBackoffMax bound the wait between failed
+	// replay writes (defaults 100 ms and 5 s).
+	ReplayBackoffMin, ReplayBackoffMax time.Duration
+	// ShutdownReserve is the part of Close's deadline kept for spooling
+	// what Kafka has not taken (default a quarter of the time left, at
+	// most 2 s).
+	ShutdownReserve time.Duration
 	// Registerer receives the metrics; Log the (rate-limited) drop reports.
 	Registerer prometheus.Registerer
 	Log        *zap.Logger
@@ -71,13 +103,19 @@ const (
 	ReasonQueueFull     = "queue_full"
 	ReasonPublishFailed = "publish_failed"
 	ReasonShutdown      = "shutdown"
+	ReasonSpoolFull     = "spool_full"
+	ReasonSpoolError    = "spool_error"
 )
 
 // Publisher is the bounded queue and the workers behind it.
 type Publisher struct {
 	sink      Sink
-	fallback  Fallback
+	spool     Spool
 	batchSize int
+	replayMax int
+	spillAt   int
+	backoff   [2]time.Duration
+	reserve   time.Duration
 	log       *zap.Logger
 
 	pool  sync.Pool
@@ -89,6 +127,20 @@ type Publisher struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// modeMu orders the spooling decision against the replayer's switch
+	// back to direct writes: appends and the start of direct writes happen
+	// under the read lock, the switch under the write lock.
+	modeMu   sync.RWMutex
+	spooling atomic.Bool
+	direct   atomic.Int64 // direct Sink writes in progress
+	// directCh is closed while writing directly and open while spooling,
+	// under modeMu: parked workers wait on it.
+	directCh chan struct{}
+	spill    chan struct{} // wakes the spiller
+	wake     chan struct{} // wakes the replayer
+	stop     chan struct{} // closed by Close
+	bg       sync.WaitGroup
+
 	// writeCtx is cancelled when Close runs out of time, to abandon writes
 	// stuck on an unreachable broker.
 	writeCtx    context.Context
@@ -99,11 +151,16 @@ type Publisher struct {
 	droppedFull    prometheus.Counter
 	droppedFailed  prometheus.Counter
 	droppedClosed  prometheus.Counter
+	droppedSpool   prometheus.Counter
+	droppedSpoolIO prometheus.Counter
 	fallbackKept   prometheus.Counter
+	spooled        prometheus.Counter
+	replayed       prometheus.Counter
 	batchDuration  prometheus.Histogram
 	fullLog        rateLog
 	failedLog      rateLog
-	fallbackFailed rateLog
+	spoolFullLog   rateLog
+	replayLog      rateLog
 }
 
 // New starts a Publisher's workers and registers its metrics.
@@ -124,28 +181,57 @@ func New(cfg Config) (*Publisher, error) {
 	log = log.WithOptions(zap.AddStacktrace(zapcore.DPanicLevel))
 	p := &Publisher{
 		sink:      cfg.Sink,
-		fallback:  cfg.Fallback,
+		spool:     cfg.Spool,
 		batchSize: cfg.BatchSize,
+		replayMax: cfg.ReplayBatchSize,
+		spillAt:   cfg.SpillAt,
+		backoff:   [2]time.Duration{cfg.ReplayBackoffMin, cfg.ReplayBackoffMax},
+		reserve:   cfg.ShutdownReserve,
 		log:       log,
 		queue:     make(chan *hit.Raw, cfg.QueueSize),
+		spill:     make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	if p.replayMax < 1 {
+		p.replayMax = cfg.Workers * cfg.BatchSize
+	}
+	if p.spillAt < 1 || p.spillAt > cfg.QueueSize {
+		p.spillAt = max(cfg.QueueSize/2, 1)
+	}
+	if p.backoff[0] <= 0 {
+		p.backoff[0] = 100 * time.Millisecond
+	}
+	if p.backoff[1] < p.backoff[0] {
+		p.backoff[1] = max(5*time.Second, p.backoff[0])
 	}
 	p.pool.New = func() any { return new(hit.Raw) }
 	p.writeCtx, p.abortWrites = context.WithCancel(context.Background())
 
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixelstream_edge_dropped_total",
-		Help: "Accepted hits that were not published, by reason: queue_full (the publish queue was full), publish_failed (Kafka refused them and no fallback kept them), shutdown (still queued when the shutdown deadline passed).",
+		Help: "Accepted hits that were not published, by reason: queue_full (the publish queue was full), publish_failed (Kafka refused them and there is no spool), shutdown (still queued when the shutdown deadline passed, without a spool), spool_full (the spool was at -spool-max-bytes or its disk was full), spool_error (the spool could not write or read them back).",
 	}, []string{"reason"})
 	p.droppedFull = dropped.WithLabelValues(ReasonQueueFull)
 	p.droppedFailed = dropped.WithLabelValues(ReasonPublishFailed)
 	p.droppedClosed = dropped.WithLabelValues(ReasonShutdown)
+	p.droppedSpool = dropped.WithLabelValues(ReasonSpoolFull)
+	p.droppedSpoolIO = dropped.WithLabelValues(ReasonSpoolError)
 	p.published = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_published_total",
-		Help: "Hits acknowledged by Kafka.",
+		Help: "Hits acknowledged by Kafka, directly or replayed from the spool.",
 	})
 	p.fallbackKept = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_fallback_kept_total",
-		Help: "Hits Kafka refused that the fallback (disk spool) kept.",
+		Help: "Hits Kafka refused that the disk spool kept (part of pixelstream_edge_spooled_total).",
+	})
+	p.spooled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pixelstream_edge_spooled_total",
+		Help: "Hits written to the disk spool.",
+	})
+	p.replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pixelstream_edge_spool_replayed_total",
+		Help: "Hits from the disk spool acknowledged by Kafka (part of pixelstream_edge_published_total).",
 	})
 	p.batchDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "pixelstream_edge_publish_batch_duration_seconds",
@@ -161,15 +247,49 @@ func New(cfg Config) (*Publisher, error) {
 		Help: "Size of the publish queue; hits beyond it are dropped.",
 	})
 	queueCap.Set(float64(cfg.QueueSize))
-	for _, c := range []prometheus.Collector{dropped, p.published, p.fallbackKept, p.batchDuration, queueLen, queueCap} {
+	collectors := []prometheus.Collector{dropped, p.published, p.fallbackKept, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
+	if p.spool != nil {
+		collectors = append(collectors,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pixelstream_edge_spool_bytes",
+				Help: "Bytes of hits held in the disk spool (records plus 4 bytes of framing each).",
+			}, func() float64 { return float64(p.spool.Bytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pixelstream_edge_spool_capacity_bytes",
+				Help: "The spool's bound (-spool-max-bytes); hits beyond it are dropped and /readyz fails.",
+			}, func() float64 { return float64(p.spool.MaxBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pixelstream_edge_spooling",
+				Help: "1 while new hits go through the disk spool (Kafka refused hits, was slow, or the spool is not yet replayed), else 0.",
+			}, func() float64 {
+				if p.spooling.Load() {
+					return 1
+				}
+				return 0
+			}))
+	}
+	for _, c := range collectors {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, err
 		}
 	}
 
+	p.directCh = make(chan struct{})
+	if p.spool != nil && !p.spool.Drained() {
+		// Records from an earlier run go first.
+		p.spooling.Store(true)
+		p.log.Info("spool holds hits from an earlier run: replaying them before new ones", zap.Int64("bytes", p.spool.Bytes()))
+	} else {
+		close(p.directCh)
+	}
 	p.workers.Add(cfg.Workers)
 	for range cfg.Workers {
 		go p.work()
+	}
+	if p.spool != nil {
+		p.bg.Add(2)
+		go p.spiller()
+		go p.replayer()
 	}
 	return p, nil
 }
@@ -180,9 +300,9 @@ func (p *Publisher) NewRecord() *hit.Raw {
 	return p.pool.Get().(*hit.Raw)
 }
 
-// Publish queues r and takes ownership of it. It never blocks: if the queue
-// is full (or the publisher is closed) the record is dropped, counted and
-// recycled, and Publish returns false.
+// Publish queues r and takes ownership of it. It never blocks and never
+// touches the disk: if the queue is full (or the publisher is closed) the
+// record is dropped, counted and recycled, and Publish returns false.
 func (p *Publisher) Publish(r *hit.Raw) bool {
 	p.mu.RLock()
 	if p.closed {
@@ -194,16 +314,29 @@ func (p *Publisher) Publish(r *hit.Raw) bool {
 	select {
 	case p.queue <- r:
 		p.mu.RUnlock()
+		if p.spool != nil && len(p.queue) >= p.spillAt {
+			p.signalSpill()
+		}
 		return true
 	default:
 	}
 	p.mu.RUnlock()
 	p.droppedFull.Inc()
 	p.recycle(r)
+	if p.spool != nil {
+		p.signalSpill()
+	}
 	if n, ok := p.fullLog.allow(); ok {
 		p.log.Warn("publish queue full: dropping hits", zap.Int64("dropped", n), zap.Int("queue_size", cap(p.queue)))
 	}
 	return false
+}
+
+func (p *Publisher) signalSpill() {
+	select {
+	case p.spill <- struct{}{}:
+	default:
+	}
 }
 
 func (p *Publisher) recycle(r *hit.Raw) {
@@ -211,64 +344,110 @@ func (p *Publisher) recycle(r *hit.Raw) {
 	p.pool.Put(r)
 }
 
-// Close stops taking records, lets the workers publish everything queued,
-// and waits for them until ctx is done. If ctx ends first, the writes still
-// running are abandoned, the records still queued are counted as dropped
-// (reason shutdown), and ctx's error is returned. The Sink is not closed.
+// Spooling reports whether new records go through the spool.
+func (p *Publisher) Spooling() bool { return p.spooling.Load() }
+
+// Close stops taking records and settles everything queued: published,
+// or, with a spool, spooled. It waits until ctx is done. With a spool and
+// a deadline, writes still running when only the shutdown reserve is left
+// are abandoned and their records, and everything still queued, are
+// spooled; the replayer stops at once (what it holds stays first in the
+// spool). Without a spool, what is left at the deadline is counted as
+// dropped (reason shutdown). It returns ctx's error if ctx ended first.
+// The Sink and the Spool are not closed.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if !p.closed {
+	first := !p.closed
+	if first {
 		p.closed = true
 		close(p.queue)
 	}
 	p.mu.Unlock()
+	if first {
+		close(p.stop)
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 
 	done := make(chan struct{})
 	go func() {
 		p.workers.Wait()
+		p.bg.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		p.abortWrites()
-		return nil
-	case <-ctx.Done():
+	var abort <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok && p.spool != nil {
+		left := time.Until(deadline)
+		reserve := p.reserve
+		if reserve <= 0 {
+			reserve = min(2*time.Second, left/4)
+		}
+		t := time.NewTimer(max(left-reserve, 0))
+		defer t.Stop()
+		abort = t.C
+	}
+	for {
+		select {
+		case <-done:
+			p.abortWrites()
+			p.settleLeftovers()
+			return nil
+		case <-abort:
+			// Spool what Kafka has not taken while there is time.
+			p.abortWrites()
+			abort = nil
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	p.abortWrites()
 	<-done // workers return promptly once their write is cancelled
+	p.settleLeftovers()
 	return ctx.Err()
 }
 
-// work is one worker: it batches whatever is queued, up to BatchSize,
-// without waiting for more (kafka-go's BatchTimeout already merges
-// concurrent batches per partition), and writes it.
-func (p *Publisher) work() {
-	defer p.workers.Done()
+// settleLeftovers spools (or counts) what is still queued once workers and
+// spiller are gone: parked workers leave the queue to the spiller, which
+// may have left already if spooling started during the shutdown.
+func (p *Publisher) settleLeftovers() {
 	b := newBatch(p.batchSize)
 	for r := range p.queue {
 		b.add(r)
 		p.recycle(r)
-	fill:
-		for b.len() < p.batchSize {
+		p.fillBatch(b)
+		p.keepOrDrop(b.messages(), false, nil)
+		b.reset()
+	}
+}
+
+// work is one worker: it batches whatever is queued, up to BatchSize,
+// without waiting for more (kafka-go's BatchTimeout already merges
+// concurrent batches per partition), and writes or spools it. While
+// spooling it parks: the spiller alone takes records off the queue then,
+// so they reach the spool in queue order.
+func (p *Publisher) work() {
+	defer p.workers.Done()
+	b := newBatch(p.batchSize)
+	for {
+		if p.spool != nil && p.spooling.Load() {
 			select {
-			case r, ok := <-p.queue:
-				if !ok {
-					break fill
-				}
-				b.add(r)
-				p.recycle(r)
-			default:
-				break fill
+			case <-p.directSignal():
+				continue
+			case <-p.stop:
+				return // the spiller drains the queue
 			}
 		}
-		if p.writeCtx.Err() != nil {
-			// Close ran out of time: start no new writes, just account
-			// for what is left.
-			p.droppedClosed.Add(float64(b.len()))
-			b.reset()
-			continue
+		r, ok := <-p.queue
+		if !ok {
+			return
 		}
-		if !p.flush(b) {
+		b.add(r)
+		p.recycle(r)
+		p.fillBatch(b)
+		if !p.route(b) {
 			// The write was abandoned and the sink may still hold the
 			// batch: never touch it again.
 			b = newBatch(p.batchSize)
@@ -276,8 +455,138 @@ func (p *Publisher) work() {
 	}
 }
 
-// flush writes b and settles every message in it: published, kept by the
-// fallback, or dropped. It reports whether b's buffers may be reused.
+func (p *Publisher) directSignal() <-chan struct{} {
+	p.modeMu.RLock()
+	defer p.modeMu.RUnlock()
+	return p.directCh
+}
+
+// fillBatch adds whatever is queued to b, up to the batch size.
+func (p *Publisher) fillBatch(b *batch) {
+	for b.len() < p.batchSize {
+		select {
+		case r, ok := <-p.queue:
+			if !ok {
+				return
+			}
+			b.add(r)
+			p.recycle(r)
+		default:
+			return
+		}
+	}
+}
+
+// route writes b to Kafka or, while spooling, appends it to the spool. It
+// reports whether b's buffers may be reused.
+func (p *Publisher) route(b *batch) bool {
+	if p.writeCtx.Err() != nil {
+		// Close ran out of time: start no new writes.
+		p.keepOrDrop(b.messages(), false, nil)
+		b.reset()
+		return true
+	}
+	if p.spool == nil {
+		return p.flush(b)
+	}
+	p.modeMu.RLock()
+	if p.spooling.Load() {
+		p.appendSpool(b.messages())
+		p.modeMu.RUnlock()
+		b.reset()
+		return true
+	}
+	p.direct.Add(1)
+	p.modeMu.RUnlock()
+	defer p.direct.Add(-1)
+	return p.flush(b)
+}
+
+// appendSpool appends msgs to the spool's tail and counts what it could
+// not keep.
+func (p *Publisher) appendSpool(msgs []kafka.Message) {
+	n, err := p.spool.Append(msgs)
+	p.spooled.Add(float64(n))
+	if err != nil {
+		p.spoolDrop(len(msgs)-n, err)
+	}
+}
+
+func (p *Publisher) spoolDrop(n int, err error) {
+	if spool.IsDiskFull(err) {
+		p.droppedSpool.Add(float64(n))
+	} else {
+		p.droppedSpoolIO.Add(float64(n))
+	}
+	if c, ok := p.spoolFullLog.allow(); ok {
+		p.log.Error("spool cannot keep hits: dropping them", zap.Error(err), zap.Int("records", n),
+			zap.Int64("spool_bytes", p.spool.Bytes()), zap.Int64("spool_max_bytes", p.spool.MaxBytes()),
+			zap.Int64("events", c))
+	}
+}
+
+// keepOrDrop settles records that will not be written to Kafka now: with a
+// spool they are spooled (front: refused by Kafka, older than anything
+// spooled meanwhile; else the tail), without one they are counted as
+// dropped.
+func (p *Publisher) keepOrDrop(msgs []kafka.Message, refused bool, cause error) {
+	if len(msgs) == 0 {
+		return
+	}
+	if p.spool == nil {
+		if refused {
+			p.droppedFailed.Add(float64(len(msgs)))
+			if n, ok := p.failedLog.allow(); ok {
+				p.log.Error("publishing to Kafka failed: dropping hits", zap.Error(cause),
+					zap.Int("records", len(msgs)), zap.Int64("failed_batches", n))
+			}
+		} else {
+			p.droppedClosed.Add(float64(len(msgs)))
+		}
+		return
+	}
+	if !refused {
+		p.appendSpool(msgs)
+		return
+	}
+	p.enterSpooling("Kafka refused hits", cause)
+	if err := p.spool.AppendFront(msgs); err != nil {
+		p.spoolDrop(len(msgs), err)
+		return
+	}
+	p.spooled.Add(float64(len(msgs)))
+	p.fallbackKept.Add(float64(len(msgs)))
+}
+
+// enterSpooling makes new records go through the spool.
+func (p *Publisher) enterSpooling(why string, cause error) {
+	if p.spooling.Load() {
+		return
+	}
+	p.modeMu.Lock()
+	started := !p.spooling.Load()
+	if started {
+		p.spooling.Store(true)
+		p.directCh = make(chan struct{})
+	}
+	p.modeMu.Unlock()
+	if !started {
+		return
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	p.signalSpill()
+	fields := []zap.Field{zap.Int64("spool_bytes", p.spool.Bytes())}
+	if cause != nil {
+		fields = append(fields, zap.Error(cause))
+	}
+	p.log.Warn(why+": spooling new hits to disk until the spool is replayed", fields...)
+}
+
+// flush writes b and settles every message in it: published, spooled, or
+// dropped. It reports whether b's buffers may be reused.
 func (p *Publisher) flush(b *batch) bool {
 	msgs := b.messages()
 	start := time.Now()
@@ -300,7 +609,9 @@ func (p *Publisher) flush(b *batch) bool {
 		failed = msgs
 	}
 	p.published.Add(float64(len(msgs) - len(failed)))
-	p.settleFailed(failed, err)
+	if len(failed) > 0 {
+		p.keepOrDrop(failed, true, firstError(err))
+	}
 	if p.writeCtx.Err() != nil {
 		return false
 	}
@@ -308,26 +619,201 @@ func (p *Publisher) flush(b *batch) bool {
 	return true
 }
 
-func (p *Publisher) settleFailed(failed []kafka.Message, cause error) {
-	if len(failed) == 0 {
-		return
+// spiller moves the queue to the spool: it starts spooling when the queue
+// fills past SpillAt (the workers may all be stuck in slow Kafka writes),
+// and while spooling it is the queue's only consumer, so records reach the
+// spool in the order they were queued.
+func (p *Publisher) spiller() {
+	defer p.bg.Done()
+	b := newBatch(p.batchSize)
+	for {
+		if !p.spooling.Load() {
+			select {
+			case <-p.spill:
+			case <-p.stop:
+				return // writing directly: the workers drain the queue
+			}
+			if !p.spooling.Load() {
+				if len(p.queue) < p.spillAt {
+					continue
+				}
+				p.enterSpooling("publish queue past its spill mark (Kafka slow)", nil)
+			}
+		}
+		select {
+		case r, ok := <-p.queue:
+			if !ok {
+				return // closed and empty
+			}
+			b.add(r)
+			p.recycle(r)
+			p.fillBatch(b)
+			if !p.route(b) {
+				b = newBatch(p.batchSize)
+			}
+		case <-p.directSignal():
+		}
 	}
-	cause = firstError(cause)
-	if p.fallback != nil {
-		ferr := p.fallback(failed, cause)
-		if ferr == nil {
-			p.fallbackKept.Add(float64(len(failed)))
+}
+
+// replayer sends the spool to Kafka, oldest first, and ends spooling once
+// it is empty.
+func (p *Publisher) replayer() {
+	defer p.bg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		if !p.spooling.Load() {
+			// Idle. Records can still appear: appended just as spooling
+			// ended (a worker decided to spool before the switch).
+			b, err := p.spool.Take(p.replayMax, time.Second, p.wake)
+			if err != nil || b == nil {
+				if err != nil && !errors.Is(err, spool.ErrClosed) {
+					p.log.Error("spool: take", zap.Error(err))
+				}
+				continue
+			}
+			p.enterSpooling("hits found in the spool", nil)
+			if !p.replayBatch(b) {
+				return
+			}
+			continue
+		}
+		// Direct writes still running started before spooling did: their
+		// refused records must reach the spool's front before the
+		// replayer looks there.
+		for p.direct.Load() > 0 {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		b, err := p.spool.Take(p.replayMax, 100*time.Millisecond, p.wake)
+		if err != nil {
+			if !errors.Is(err, spool.ErrClosed) {
+				p.log.Error("spool: take", zap.Error(err))
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if b != nil && !p.replayBatch(b) {
 			return
 		}
-		if n, ok := p.fallbackFailed.allow(); ok {
-			p.log.Error("fallback could not keep refused hits", zap.Error(ferr), zap.Int64("batches", n))
+		if b == nil || len(b.Msgs)+b.Corrupt < p.replayMax {
+			// Perhaps empty: hold appends off and look.
+			p.modeMu.Lock()
+			if p.spool.Drained() {
+				p.spooling.Store(false)
+				close(p.directCh)
+				p.log.Info("spool replayed: publishing directly again")
+			}
+			p.modeMu.Unlock()
 		}
 	}
-	p.droppedFailed.Add(float64(len(failed)))
-	if n, ok := p.failedLog.allow(); ok {
-		p.log.Error("publishing to Kafka failed: dropping hits", zap.Error(cause),
-			zap.Int("records", len(failed)), zap.Int64("failed_batches", n))
+}
+
+// dropPermanent removes from failed the records no retry can deliver (a
+// record too large for the broker, a topic that does not exist, ...; see
+// pkg/errclass): retried forever they would block the spool behind them.
+// They are counted as publish_failed and logged.
+func (p *Publisher) dropPermanent(failed []kafka.Message, werrs kafka.WriteErrors, err error) []kafka.Message {
+	if len(failed) == 0 {
+		return failed
 	}
+	if len(werrs) == 0 {
+		var tooLarge kafka.MessageTooLargeError
+		if !errclass.IsPermanent(err) && !errors.As(err, &tooLarge) {
+			return failed
+		}
+		p.droppedFailed.Add(float64(len(failed)))
+		p.log.Error("Kafka refuses spooled hits for good: dropping them", zap.Error(err), zap.Int("records", len(failed)))
+		return nil
+	}
+	kept := failed[:0]
+	j := 0
+	var first error
+	for _, e := range werrs {
+		if e == nil {
+			continue
+		}
+		if errclass.IsPermanent(e) {
+			first = e
+		} else {
+			kept = append(kept, failed[j])
+		}
+		j++
+	}
+	if n := len(failed) - len(kept); n > 0 {
+		p.droppedFailed.Add(float64(n))
+		p.log.Error("Kafka refuses spooled hits for good: dropping them", zap.Error(first), zap.Int("records", n))
+	}
+	return kept
+}
+
+// replayBatch writes b to Kafka, retrying what fails with backoff until it
+// is all acknowledged (then commits b) or the publisher stops (then gives
+// b back to the spool and returns false).
+func (p *Publisher) replayBatch(b *spool.Batch) bool {
+	if b.Corrupt > 0 {
+		p.droppedSpoolIO.Add(float64(b.Corrupt))
+		p.log.Error("spool: corrupt records dropped", zap.Int("records", b.Corrupt))
+	}
+	msgs := b.Msgs
+	backoff := p.backoff[0]
+	for len(msgs) > 0 {
+		start := time.Now()
+		err := p.sink.Write(p.writeCtx, msgs)
+		p.batchDuration.Observe(time.Since(start).Seconds())
+		var failed []kafka.Message
+		var werrs kafka.WriteErrors
+		switch {
+		case err == nil:
+		case errors.As(err, &werrs) && len(werrs) == len(msgs):
+			for i := range msgs {
+				if werrs[i] != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+		default:
+			failed = msgs
+			werrs = nil
+		}
+		ok := len(msgs) - len(failed)
+		p.published.Add(float64(ok))
+		p.replayed.Add(float64(ok))
+		failed = p.dropPermanent(failed, werrs, err)
+		if len(failed) == 0 {
+			break
+		}
+		msgs = failed
+		if n, ok := p.replayLog.allow(); ok {
+			p.log.Warn("replaying the spool to Kafka failed; retrying", zap.Error(firstError(err)),
+				zap.Int("records", len(msgs)), zap.Duration("backoff", backoff), zap.Int64("failures", n))
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-p.stop:
+			t.Stop()
+			if err := p.spool.Release(b); err != nil {
+				p.spoolDrop(len(b.Msgs), err)
+			}
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, p.backoff[1])
+	}
+	if err := p.spool.Commit(b); err != nil {
+		p.log.Error("spool: commit", zap.Error(err))
+	}
+	return true
 }
 
 // firstError turns kafka.WriteErrors into its first non-nil entry, which is

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
+
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,91 +216,23 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	}
 }
 
-func TestRefusedRecordsGoToFallback(t *testing.T) {
-	refuse := errors.New("NOT_ENOUGH_REPLICAS")
-	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
-		werrs := make(kafka.WriteErrors, len(msgs))
-		for i := range msgs {
-			if msgs[i].Key[len(msgs[i].Key)-1]%2 == 0 { // refuse about half
-				werrs[i] = refuse
-			}
-		}
-		if werrs.Count() == 0 {
-			return nil
-		}
-		return werrs
-	})
-	var mu sync.Mutex
-	var kept [][]byte
-	fallback := func(failed []kafka.Message, cause error) error {
-		if !errors.Is(cause, refuse) {
-			t.Errorf("fallback cause %v", cause)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range failed {
-			kept = append(kept, bytes.Clone(m.Value)) // buffers are reused after return
-		}
-		return nil
-	}
-	const n = 300
-	p, reg := newPublisher(t, Config{Sink: sink, Fallback: fallback, QueueSize: n})
-	wantRefused := 0
-	for i := range n {
-		r := p.NewRecord()
-		fill(r, i)
-		if _, key := snapshot(r); key[len(key)-1]%2 == 0 {
-			wantRefused++
-		}
-		if !p.Publish(r) {
-			t.Fatal("dropped")
-		}
-	}
-	if err := p.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(kept) != wantRefused {
-		t.Fatalf("fallback kept %d, want %d", len(kept), wantRefused)
-	}
-	for _, v := range kept {
-		var r hit.Raw
-		if err := r.Unmarshal(v); err != nil || string(r.ProjectID) != "shop" {
-			t.Fatalf("fallback copy does not decode: %v", err)
-		}
-	}
-	if got := testutil.ToFloat64(p.fallbackKept); got != float64(wantRefused) {
-		t.Errorf("fallback_kept_total = %v, want %d", got, wantRefused)
-	}
-	if got := testutil.ToFloat64(p.published); got != float64(n-wantRefused) {
-		t.Errorf("published_total = %v, want %d", got, n-wantRefused)
-	}
-	if got := dropped(t, reg, ReasonPublishFailed); got != 0 {
-		t.Errorf("dropped{publish_failed} = %v with a fallback that kept everything", got)
-	}
-}
-
-func TestFailedRecordsCountedWithoutFallback(t *testing.T) {
+func TestFailedRecordsCountedWithoutSpool(t *testing.T) {
 	var calls atomic.Int64
 	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
 		calls.Add(1)
 		return errors.New("dial tcp 127.0.0.1:9: connection refused")
 	})
-	failingFallback := func([]kafka.Message, error) error { return errors.New("spool full") }
-	for name, fb := range map[string]Fallback{"no fallback": nil, "fallback fails": failingFallback} {
-		t.Run(name, func(t *testing.T) {
-			p, reg := newPublisher(t, Config{Sink: sink, Fallback: fb})
-			for i := range 50 {
-				r := p.NewRecord()
-				fill(r, i)
-				p.Publish(r)
-			}
-			if err := p.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if got := dropped(t, reg, ReasonPublishFailed); got != 50 {
-				t.Fatalf("dropped{publish_failed} = %v, want 50", got)
-			}
-		})
+	p, reg := newPublisher(t, Config{Sink: sink})
+	for i := range 50 {
+		r := p.NewRecord()
+		fill(r, i)
+		p.Publish(r)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := dropped(t, reg, ReasonPublishFailed); got != 50 {
+		t.Fatalf("dropped{publish_failed} = %v, want 50", got)
 	}
 }
 
@@ -352,8 +284,10 @@ func TestCloseDeadlineAbandonsStuckWrites(t *testing.T) {
 		t.Fatalf("Close took %v past its deadline", d)
 	}
 	failed, shut := dropped(t, reg, ReasonPublishFailed), dropped(t, reg, ReasonShutdown)
-	if failed+shut != 100 || failed != 10 {
-		t.Fatalf("dropped publish_failed=%v shutdown=%v, want 10 and 90", failed, shut)
+	// The stuck write holds the worker's first batch: up to 10 records,
+	// fewer if the worker woke before all were queued.
+	if failed+shut != 100 || failed < 1 || failed > 10 {
+		t.Fatalf("dropped publish_failed=%v shutdown=%v, want 1-10 and the rest of 100", failed, shut)
 	}
 }
 

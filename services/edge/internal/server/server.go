@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,12 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int
+	// MaxConns bounds open client connections (default 10000). A
+	// connection beyond it is answered 503 with the error answer
+	// (WriteError) and closed at once, so idle or slow clients cannot
+	// exhaust memory: each open connection holds a goroutine and read and
+	// write buffers (about MaxHeaderBytes + 8 KiB).
+	MaxConns int
 	// DrainDelay is the time between readiness turning 503 and the
 	// listener closing.
 	DrainDelay time.Duration
@@ -55,6 +62,12 @@ type Server struct {
 
 	panics                                                     prometheus.Counter
 	uriTooLong, headersTooLarge, bodyTooLarge, timeout, badReq prometheus.Counter
+	tooManyConns                                               prometheus.Counter
+
+	// open counts connections accepted and not yet closed; reject is the
+	// whole answer written to a connection over MaxConns.
+	open   atomic.Int64
+	reject []byte
 }
 
 // Reasons a request failed before the handler, the values of the reason
@@ -66,6 +79,7 @@ const (
 	ReasonBodyTooLarge    = "body_too_large"
 	ReasonTimeout         = "timeout"
 	ReasonBadRequest      = "bad_request"
+	ReasonTooManyConns    = "too_many_connections"
 )
 
 var (
@@ -75,6 +89,7 @@ var (
 	msgTimeout         = []byte("request timeout")
 	msgBadRequest      = []byte("bad request")
 	msgInternal        = []byte("internal error")
+	msgTooManyConns    = []byte("too many connections")
 )
 
 // New builds a Server around handler and registers its metrics.
@@ -87,6 +102,9 @@ func New(cfg Config, handler fasthttp.RequestHandler) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 10000
+	}
 	s := &Server{cfg: cfg, log: log, writeError: cfg.WriteError}
 	if s.writeError == nil {
 		s.writeError = func(ctx *fasthttp.RequestCtx, status int, reason []byte) {
@@ -95,13 +113,18 @@ func New(cfg Config, handler fasthttp.RequestHandler) (*Server, error) {
 	}
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixelstream_edge_request_errors_total",
-		Help: "Requests rejected before reaching the handler, by reason: uri_too_long (414), headers_too_large (431), body_too_large (413), timeout (408), bad_request (400).",
+		Help: "Requests rejected before reaching the handler, by reason: uri_too_long (414), headers_too_large (431), body_too_large (413), timeout (408), bad_request (400), too_many_connections (503: connections over -max-conns).",
 	}, []string{"reason"})
 	s.uriTooLong = errs.WithLabelValues(ReasonURITooLong)
 	s.headersTooLarge = errs.WithLabelValues(ReasonHeadersTooLarge)
 	s.bodyTooLarge = errs.WithLabelValues(ReasonBodyTooLarge)
 	s.timeout = errs.WithLabelValues(ReasonTimeout)
 	s.badReq = errs.WithLabelValues(ReasonBadRequest)
+	s.tooManyConns = errs.WithLabelValues(ReasonTooManyConns)
+	var rc fasthttp.RequestCtx
+	s.writeError(&rc, fasthttp.StatusServiceUnavailable, msgTooManyConns)
+	rc.Response.SetConnectionClose()
+	s.reject = []byte(rc.Response.String())
 	s.panics = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_panics_total",
 		Help: "Handler panics recovered (each answered 500 with the pixel).",
@@ -122,6 +145,11 @@ func New(cfg Config, handler fasthttp.RequestHandler) (*Server, error) {
 		IdleTimeout:        cfg.IdleTimeout,
 		ReadBufferSize:     cfg.MaxHeaderBytes,
 		MaxRequestBodySize: cfg.MaxBodyBytes,
+		// The listener enforces MaxConns with a pixel answer; fasthttp's
+		// own limit (a text/plain 503) is only a backstop. MaxConnsPerIP
+		// stays off: behind a load balancer every connection comes from
+		// the balancer's few addresses.
+		Concurrency: cfg.MaxConns + 64,
 		// The body of an amp-analytics POST is ignored: never parse it.
 		DisablePreParseMultipartForm: true,
 		// Keep-alive clients are told to reconnect (elsewhere) while the
@@ -139,7 +167,7 @@ func New(cfg Config, handler fasthttp.RequestHandler) (*Server, error) {
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(sniffListener{ln})
+	return s.srv.Serve(&sniffListener{Listener: ln, srv: s})
 }
 
 // Shutdown stops the server gracefully: readiness reports 503 at once, so
@@ -217,9 +245,35 @@ func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
 // matter are counted in metrics.
 type fasthttpLogger struct{ log *zap.Logger }
 
-// Printf implements fasthttp.Logger.
+// Printf implements fasthttp.Logger. Client addresses in fasthttp's
+// messages ("error when serving connection %q<->%q") are cut to their
+// network (IPv4 /24, IPv6 /48): no full client IP goes to the logs.
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if ce := l.log.Check(zap.DebugLevel, "fasthttp"); ce != nil {
+		for i, a := range args {
+			if addr, ok := a.(net.Addr); ok {
+				args[i] = RedactAddr(addr)
+			}
+		}
 		ce.Write(zap.String("message", fmt.Sprintf(format, args...)))
 	}
+}
+
+// RedactAddr returns the network of a client address, for logs: the IPv4
+// /24 or IPv6 /48 it is in, without the port.
+func RedactAddr(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "redacted"
+	}
+	ip := ap.Addr().Unmap()
+	bits := 48
+	if ip.Is4() {
+		bits = 24
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return "redacted"
+	}
+	return p.String()
 }

@@ -3,18 +3,37 @@ package server
 import (
 	"bytes"
 	"net"
+	"sync/atomic"
+	"time"
 )
 
-// sniffListener wraps accepted connections in sniffConn.
-type sniffListener struct{ net.Listener }
+// sniffListener wraps accepted connections in sniffConn and enforces the
+// server's MaxConns.
+type sniffListener struct {
+	net.Listener
+	srv *Server
+}
 
-// Accept wraps the next connection.
-func (l sniffListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+// Accept wraps the next connection. One over MaxConns is answered 503
+// with the pixel and closed here, so fasthttp never serves it.
+func (l *sniffListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.srv.open.Add(1) > int64(l.srv.cfg.MaxConns) {
+			l.srv.open.Add(-1)
+			l.srv.tooManyConns.Inc()
+			// A fresh socket's send buffer takes the few hundred bytes
+			// at once; the deadline only guards against the odd case.
+			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = c.Write(l.srv.reject)
+			_ = c.Close()
+			continue
+		}
+		return &sniffConn{Conn: c, lastNL: -1, open: &l.srv.open}, nil
 	}
-	return &sniffConn{Conn: c, lastNL: -1}, nil
 }
 
 // sniffConn remembers where the last line feed it read was, so the error
@@ -36,6 +55,16 @@ type sniffConn struct {
 	net.Conn
 	read   int64 // bytes read so far
 	lastNL int64 // offset of the last '\n' read; -1 before the first
+	open   *atomic.Int64
+	closed atomic.Bool
+}
+
+// Close closes the connection and counts it out of MaxConns once.
+func (c *sniffConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) && c.open != nil {
+		c.open.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 // Read reads from the connection and notes the last line feed.
