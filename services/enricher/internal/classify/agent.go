@@ -2,6 +2,7 @@ package classify
 
 import (
 	"errors"
+	"github.com/pixelstream/pixelstream/pkg/clockcache"
 	"net/netip"
 	"sync"
 
@@ -59,7 +60,7 @@ type AgentConfig struct {
 // Protection test, which also depends on the IP, is made on every call
 // from a cached flag and an address-set lookup.
 type AgentClassifier struct {
-	cache *verdictCache
+	cache *clockcache.Cache[uaVerdict]
 	apple *netipx.IPSet
 }
 
@@ -80,7 +81,7 @@ func NewAgentClassifier(cfg AgentConfig) (*AgentClassifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AgentClassifier{cache: newVerdictCache(cfg.CacheSize), apple: set}, nil
+	return &AgentClassifier{cache: clockcache.New[uaVerdict](cfg.CacheSize), apple: set}, nil
 }
 
 // Classify fills out for a hit with User-Agent ua (only its first
@@ -97,11 +98,11 @@ func (c *AgentClassifier) Classify(ua []byte, dev *device.Result, ip netip.Addr,
 		ua = ua[:device.MaxUALength]
 	}
 	var v uaVerdict
-	if !c.cache.get(ua, &v) {
+	if !c.cache.Get(ua, &v) {
 		// Two workers missing on the same new User-Agent both compute it;
 		// that is rarer and cheaper than making every miss wait on a lock.
 		v = computeVerdict(ua, dev)
-		c.cache.put(string(ua), &v)
+		c.cache.Put(string(ua), &v)
 	}
 	*out = AgentResult{IsBot: v.isBot, BotName: v.botName, EmailProxy: v.emailProxy}
 	if v.mppCandidate && ip.IsValid() && c.apple.Contains(ip.Unmap()) {
@@ -113,7 +114,7 @@ func (c *AgentClassifier) Classify(ua []byte, dev *device.Result, ip netip.Addr,
 // how many computed a verdict. The counters only grow, so they can be
 // exported as Prometheus counters directly.
 func (c *AgentClassifier) Stats() (hits, misses uint64) {
-	return c.cache.stats()
+	return c.cache.Stats()
 }
 
 // computeVerdict is the uncached classification of a User-Agent.

@@ -245,7 +245,7 @@ func TestAgentCacheBounded(t *testing.T) {
 			t.Fatalf("curl/8.%d.0: %+v", i, r)
 		}
 	}
-	if n := c.cache.size(); n > 64+cacheShards {
+	if n := c.cache.Len(); n > 64+16 {
 		t.Fatalf("cache holds %d entries, limit 64", n)
 	}
 	long := []byte("curl/8.5.0 " + strings.Repeat("x", 2*device.MaxUALength))

@@ -11,6 +11,7 @@ package device
 
 import (
 	"fmt"
+	"github.com/pixelstream/pixelstream/pkg/clockcache"
 	"os"
 	"strings"
 
@@ -65,7 +66,7 @@ type Result struct {
 // Parser parses User-Agents through its cache. It is safe for concurrent use.
 type Parser struct {
 	uap   *uaparser.Parser
-	cache *cache
+	cache *clockcache.Cache[Result]
 }
 
 // New returns a Parser using the ua-parser regexes.yaml at regexesPath, or
@@ -96,7 +97,7 @@ func New(regexesPath string, cacheSize int) (*Parser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Parser{uap: uap, cache: newCache(cacheSize)}, nil
+	return &Parser{uap: uap, cache: clockcache.New[Result](cacheSize)}, nil
 }
 
 func loadRegexes(path string) (uaparser.RegexDefinitions, error) {
@@ -139,21 +140,21 @@ func (p *Parser) Parse(ua []byte, out *Result) {
 	if len(ua) > MaxUALength {
 		ua = ua[:MaxUALength]
 	}
-	if p.cache.get(ua, out) {
+	if p.cache.Get(ua, out) {
 		return
 	}
 	// Two workers missing on the same new User-Agent both parse it; that is
 	// rarer and cheaper than making every miss wait on a shared lock.
 	key := string(ua)
 	p.parse(key, out)
-	p.cache.put(key, out)
+	p.cache.Put(key, out)
 }
 
 // Stats returns how many Parse calls were answered from the cache and how
 // many had to run ua-parser, since New. Counters only grow, so they can be
 // exported as Prometheus counters directly.
 func (p *Parser) Stats() (hits, misses uint64) {
-	return p.cache.stats()
+	return p.cache.Stats()
 }
 
 // parse runs ua-parser. The three parts are parsed one after another:
