@@ -11,7 +11,7 @@
 // are documented in docs/classification.md.
 //
 // One concern per file: agent.go (Agent), mailproxy.go (mail image
-// proxies), bots.go (crawler detection and names), cache.go (the verdict
-// cache), referrer.go and referrerdata.go (Referrer and its data),
+// proxies), bots.go (crawler detection and names), cache.go (the cached
+// verdict, kept in a pkg/clockcache), referrer.go and referrerdata.go (Referrer and its data),
 // channel.go (Channel), email.go (EmailEvent), preload.go (Preload).
 package classify
