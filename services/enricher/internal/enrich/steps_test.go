@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -140,4 +141,24 @@ func BenchmarkRealChain(b *testing.B) {
 		_ = s.Process(context.Background(), batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/record")
+}
+
+// BenchmarkRealChainUncachedUA is BenchmarkRealChain with a User-Agent
+// never seen before on every record: the cost of a cache miss (uap-go's
+// regexes and the crawler list), which the cache hit rate multiplies.
+func BenchmarkRealChainUncachedUA(b *testing.B) {
+	s, _ := newStage()
+	s.Steps = realSteps(b)
+	r := rawHit("")
+	r.Query = []byte("key=demo&url=https%3A%2F%2Fshop.example%2Fp%3Futm_source%3Dgoogle%26utm_medium%3Dcpc%26gclid%3DCj0KCQ&ref=https%3A%2F%2Fwww.google.com%2F")
+	batch := &pipeline.Batch{}
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		r.UserAgent = fmt.Appendf(r.UserAgent[:0], "Mozilla/5.0 (Linux; Android 14; SM-S%d) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.%d.104 Mobile Safari/537.36", n, n)
+		batch.Reset()
+		batch.In = append(batch.In, kafka.Message{Value: r.AppendProto(nil)})
+		_ = s.Process(context.Background(), batch)
+	}
 }
