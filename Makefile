@@ -62,3 +62,16 @@ clean:
 ## readme: regenerate the README's option tables from the binaries
 readme:
 	scripts/readme-options.sh
+
+## test-faults: fault-injection tests on a real Kafka broker of their own (127.0.0.1:19592, FAULTS_KAFKA_PORT):
+## broker down 30 s under load, enricher kill -9, edge SIGTERM with hits queued, spool disk full; prints the figures
+.PHONY: test-faults
+test-faults:
+	scripts/test-faults.sh
+
+## bench-load: the load and throughput harness (wrk, a real Kafka broker, the
+## real edge and enricher, a bare fasthttp baseline); prints a summary table in
+## ~6 minutes and leaves nothing running. See docs/performance.md.
+.PHONY: bench-load
+bench-load:
+	scripts/bench/run.sh

@@ -64,8 +64,8 @@ func uaFamilies() []uaFamily {
 		{22, expand("Mozilla/5.0 (iPhone; CPU iPhone OS %s like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/%s Mobile/15E148 Safari/604.1",
 			pairs("18_1_1|18.1.1", "18_1|18.1", "17_6_1|17.6.1", "18_0_1|18.0.1", "18_2|18.2", "17_5_1|17.5", "16_7_10|16.6.1", "17_7|17.7",
 				"18_0|18.0", "17_4_1|17.4.1", "15_8_3|15.6.6", "16_6_1|16.6.1", "17_3_1|17.3.1", "16_3_1|16.3")...)},
-		{18, expand("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.0.0 Mobile Safari/537.36", ints(131, 118)...)},
-		{10, expand("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.0.0 Safari/537.36", ints(131, 119)...)},
+		{18, expand("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.0.0 Mobile Safari/537.36", ints(131, 112)...)},
+		{10, expand("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.0.0 Safari/537.36", ints(131, 115)...)},
 		{8, expand("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%s.0.0.0 Safari/537.36 Edg/%s",
 			pairs("131|131.0.0.0", "130|130.0.0.0", "131|131.0.2903.86", "129|129.0.0.0", "128|128.0.0.0", "127|127.0.0.0", "126|126.0.0.0", "122|122.0.0.0", "120|120.0.0.0", "109|109.0.1518.140")...)},
 		{6, expand("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/%s Safari/605.1.15",
@@ -187,8 +187,8 @@ var (
 	}
 	tailAndroidBuilds = []string{"UP1A.231005.007", "TP1A.220624.014", "SP1A.210812.016", "AP2A.240905.003", "RKQ1.211119.001",
 		"QP1A.190711.020", "TKQ1.221114.001", "UKQ1.230804.001", "S3RWBS32.151-29-2-5", "PPR1.180610.011"}
-	tailIOS = []string{"18_1_1", "18_1", "18_0_1", "17_6_1", "17_7", "17_5_1", "16_7_10", "18_2", "17_4_1", "15_8_3"}
-	tailIPh = []string{"iPhone12,1", "iPhone13,2", "iPhone14,5", "iPhone14,7", "iPhone15,2", "iPhone15,3", "iPhone15,4", "iPhone16,1", "iPhone16,2", "iPhone17,1", "iPhone11,8", "iPhone12,8"}
+	tailIOS     = []string{"18_1_1", "18_1", "18_0_1", "17_6_1", "17_7", "17_5_1", "16_7_10", "18_2", "17_4_1", "15_8_3"}
+	tailIPh     = []string{"iPhone12,1", "iPhone13,2", "iPhone14,5", "iPhone14,7", "iPhone15,2", "iPhone15,3", "iPhone15,4", "iPhone16,1", "iPhone16,2", "iPhone17,1", "iPhone11,8", "iPhone12,8"}
 	tailLocales = []string{"en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "pl_PL", "sv_SE", "en_AU", "en_CA"}
 )
 

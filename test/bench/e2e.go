@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cmdE2E measures end-to-end latency: hits of the realistic mix, each with
+// a unique marker in its page URL (…/lat/<run>/<n>), are sent to the edge
+// at a fixed rate; a consumer of the enriched topic (franz-go, an
+// independent client) notes when each marked record becomes readable. The
+// latency of hit n is read time − the time its pixel response arrived.
+func cmdE2E(args []string) error {
+	fs := flag.NewFlagSet("e2e", flag.ExitOnError)
+	target := fs.String("url", "http://127.0.0.1:18080", "edge base URL")
+	brokers := fs.String("brokers", "127.0.0.1:19392", "Kafka brokers")
+	topic := fs.String("topic", "bench.e2e.enriched", "enriched topic")
+	rate := fs.Float64("rate", 5000, "hits per second")
+	dur := fs.Duration("duration", 15*time.Second, "sending time")
+	conns := fs.Int("conns", 32, "keep-alive connections")
+	wait := fs.Duration("wait", 15*time.Second, "how long to wait for the last records after sending")
+	seed := fs.Uint64("seed", 4, "random seed")
+	_ = fs.Parse(args)
+	u, err := url.Parse(*target)
+	if err != nil {
+		return err
+	}
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	n := int(*rate * dur.Seconds())
+	reqs := buildRequests(n, *seed, u.Host, false, run)
+	needle := []byte("/lat/" + run + "/")
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(strings.Split(*brokers, ",")...),
+		kgo.ConsumeTopics(*topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-time.Second).UnixMilli())),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	read := make([]atomic.Int64, n+1)
+	var matched atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), *dur+*wait+20*time.Second)
+	defer cancel()
+	consumerDone := make(chan struct{})
+	go func() {
+		defer close(consumerDone)
+		for ctx.Err() == nil && matched.Load() < int64(n) {
+			pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			fetches := cl.PollFetches(pctx)
+			pcancel()
+			now := time.Now().UnixNano()
+			fetches.EachRecord(func(r *kgo.Record) {
+				if k, ok := markerIndex(r.Value, needle); ok && k >= 1 && k <= n {
+					if read[k].CompareAndSwap(0, now) {
+						matched.Add(1)
+					}
+				}
+			})
+		}
+	}()
+	// Let the consumer join and resolve its offsets before the first hit.
+	time.Sleep(1500 * time.Millisecond)
+
+	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
+	sendEnd := time.Now()
+	for time.Since(sendEnd) < *wait && matched.Load() < int64(n) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-consumerDone
+
+	var e2e, httpLat []int64
+	okResp, missing := 0, 0
+	for i := range n {
+		if res.end[i] == 0 || res.status[i] != 200 {
+			continue
+		}
+		okResp++
+		httpLat = append(httpLat, res.end[i]-res.due[i])
+		r := read[i+1].Load() // marker numbers start at 1
+		if r == 0 {
+			missing++
+			continue
+		}
+		e2e = append(e2e, r-res.end[i])
+	}
+	el := float64(res.finished.Sub(res.started)) / 1e9
+	p := percentiles(e2e, 50, 90, 99, 100)
+	h := percentiles(httpLat, 50, 99)
+	fmt.Printf("e2e_target_rps=%.0f e2e_achieved_rps=%.0f e2e_sent=%d e2e_ok=%d e2e_matched=%d e2e_missing=%d\n",
+		*rate, float64(okResp)/el, n, okResp, len(e2e), missing)
+	fmt.Printf("e2e_p50_ms=%.1f e2e_p90_ms=%.1f e2e_p99_ms=%.1f e2e_max_ms=%.1f e2e_http_p50_ms=%.3f e2e_http_p99_ms=%.3f\n",
+		p[0], p[1], p[2], p[3], h[0], h[1])
+	return nil
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// requestBytes formats h as the HTTP/1.1 request a browser behind a
+// trusted proxy sends: the same headers scripts/bench/realistic.lua sends.
+func requestBytes(h *Hit, host string, closeConn bool) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "GET %s?%s HTTP/1.1\r\nHost: %s\r\n", pixelPath, h.Query, host)
+	fmt.Fprintf(&b, "User-Agent: %s\r\n", h.UA)
+	b.WriteString("Accept: image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n")
+	fmt.Fprintf(&b, "Accept-Language: %s\r\n", h.AcceptLanguage)
+	if h.Referer != "" {
+		fmt.Fprintf(&b, "Referer: %s\r\n", h.Referer)
+	}
+	b.WriteString("Sec-Fetch-Dest: image\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Site: cross-site\r\n")
+	if h.CHUA != "" {
+		fmt.Fprintf(&b, "Sec-CH-UA: %s\r\nSec-CH-UA-Mobile: %s\r\nSec-CH-UA-Platform: %s\r\n", h.CHUA, h.CHMobile, h.CHPlatform)
+	}
+	if h.DNT {
+		b.WriteString("DNT: 1\r\n")
+	}
+	fmt.Fprintf(&b, "X-Forwarded-For: %s\r\n", h.IP)
+	if closeConn {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.Bytes()
+}
+
+// httpConn is a minimal HTTP/1.1 client connection: write a prebuilt
+// request, read the status and discard the body. It avoids a client
+// library's per-request work so the load generator stays cheap.
+type httpConn struct {
+	addr string
+	c    net.Conn
+	br   *bufio.Reader
+}
+
+func (h *httpConn) do(req []byte, timeout time.Duration) (status int, err error) {
+	if h.c == nil {
+		c, err := net.DialTimeout("tcp", h.addr, timeout)
+		if err != nil {
+			return 0, err
+		}
+		h.c = c
+		if h.br == nil {
+			h.br = bufio.NewReaderSize(c, 4096)
+		} else {
+			h.br.Reset(c)
+		}
+	}
+	_ = h.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := h.c.Write(req); err != nil {
+		h.close()
+		return 0, err
+	}
+	line, err := h.br.ReadSlice('\n')
+	if err != nil {
+		h.close()
+		return 0, err
+	}
+	if len(line) < 12 {
+		h.close()
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, _ = strconv.Atoi(string(line[9:12]))
+	length, closing := 0, false
+	for {
+		line, err = h.br.ReadSlice('\n')
+		if err != nil {
+			h.close()
+			return 0, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok {
+			v = bytes.TrimSpace(v)
+			switch {
+			case bytes.EqualFold(k, []byte("Content-Length")):
+				length, _ = strconv.Atoi(string(v))
+			case bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(v, []byte("close")):
+				closing = true
+			}
+		}
+	}
+	if _, err := h.br.Discard(length); err != nil {
+		h.close()
+		return 0, err
+	}
+	if closing {
+		h.close()
+	}
+	return status, nil
+}
+
+func (h *httpConn) close() {
+	if h.c != nil {
+		_ = h.c.Close()
+		h.c = nil
+	}
+}
+
+// loadResult holds per-request timings, indexed by request number.
+type loadResult struct {
+	due, end []int64 // intended send time and response time (unix ns); end 0 = failed
+	status   []int16
+	started  time.Time
+	finished time.Time
+}
+
+// runConstantRate sends len(reqs) requests at rate per second over conns
+// keep-alive connections (or a new connection per request with
+// closeConn). Latency is measured from the time a request was due, not
+// from when a connection was free to send it, so a server that falls
+// behind shows its queueing delay (no coordinated omission, as wrk2).
+func runConstantRate(ctx context.Context, addr string, reqs [][]byte, rate float64, conns int, onResponse func(i int, end int64)) *loadResult {
+	n := len(reqs)
+	res := &loadResult{due: make([]int64, n), end: make([]int64, n), status: make([]int16, n)}
+	tickets := make(chan int, n)
+	interval := float64(time.Second) / rate
+	res.started = time.Now()
+	t0 := res.started.UnixNano()
+	go func() {
+		defer close(tickets)
+		for i := 0; i < n; {
+			now := time.Now().UnixNano()
+			for i < n && t0+int64(float64(i)*interval) <= now {
+				res.due[i] = t0 + int64(float64(i)*interval)
+				tickets <- i
+				i++
+			}
+			if i >= n {
+				return
+			}
+			wait := time.Duration(t0 + int64(float64(i)*interval) - time.Now().UnixNano())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(max(wait, 0)):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &httpConn{addr: addr}
+			defer c.close()
+			for i := range tickets {
+				if ctx.Err() != nil {
+					continue
+				}
+				st, err := c.do(reqs[i], 5*time.Second)
+				if err != nil {
+					continue
+				}
+				end := time.Now().UnixNano()
+				res.end[i], res.status[i] = end, int16(st)
+				if onResponse != nil {
+					onResponse(i, end)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.finished = time.Now()
+	return res
+}
+
+func percentiles(v []int64, ps ...float64) []float64 {
+	if len(v) == 0 {
+		return make([]float64, len(ps))
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		k := int(p / 100 * float64(len(s)-1))
+		out[i] = float64(s[k]) / 1e6 // ms
+	}
+	return out
+}
+
+func buildRequests(n int, seed uint64, host string, closeConn bool, marker string) [][]byte {
+	m := NewMix(DefaultMix(seed))
+	if marker != "" {
+		m.SetMarker(marker)
+	}
+	reqs := make([][]byte, n)
+	var h Hit
+	for i := range reqs {
+		m.Next(&h)
+		reqs[i] = requestBytes(&h, host, closeConn)
+	}
+	return reqs
+}
+
+// cmdRate is the constant-rate client (wrk2 is not packaged in Debian):
+// p50/p99 at a fixed request rate.
+func cmdRate(args []string) error {
+	fs := flag.NewFlagSet("rate", flag.ExitOnError)
+	target := fs.String("url", "http://127.0.0.1:18080", "edge base URL")
+	rate := fs.Float64("rate", 5000, "requests per second")
+	dur := fs.Duration("duration", 10*time.Second, "sending time")
+	conns := fs.Int("conns", 64, "connections")
+	closeConn := fs.Bool("close", false, "a new connection per request")
+	distinct := fs.Int("distinct", 50000, "distinct requests, cycled")
+	seed := fs.Uint64("seed", 3, "random seed")
+	label := fs.String("label", "rate", "prefix of the printed keys")
+	timeline := fs.Duration("timeline", 0, "also print the worst latency of every window of this length (to find stalls)")
+	_ = fs.Parse(args)
+	u, err := url.Parse(*target)
+	if err != nil {
+		return err
+	}
+	n := int(*rate * dur.Seconds())
+	base := buildRequests(min(*distinct, n), *seed, u.Host, *closeConn, "")
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		reqs[i] = base[i%len(base)]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur+15*time.Second)
+	defer cancel()
+	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
+	var lat []int64
+	bad, failed := 0, 0
+	var last int64
+	for i := range reqs {
+		switch {
+		case res.end[i] == 0:
+			failed++
+		case res.status[i] != 200:
+			bad++
+		default:
+			lat = append(lat, res.end[i]-res.due[i])
+		}
+		last = max(last, res.end[i])
+	}
+	el := float64(last-res.started.UnixNano()) / 1e9
+	p := percentiles(lat, 50, 90, 99, 99.9, 100)
+	fmt.Printf("%s_target_rps=%.0f %s_achieved_rps=%.0f %s_sent=%d %s_ok=%d %s_non200=%d %s_failed=%d\n",
+		*label, *rate, *label, float64(len(lat)+bad)/el, *label, n, *label, len(lat), *label, bad, *label, failed)
+	fmt.Printf("%s_p50_ms=%.3f %s_p90_ms=%.3f %s_p99_ms=%.3f %s_p999_ms=%.3f %s_max_ms=%.3f\n",
+		*label, p[0], *label, p[1], *label, p[2], *label, p[3], *label, p[4])
+	if *timeline > 0 {
+		printTimeline(res, *timeline)
+	}
+	if failed > 0 && len(lat) == 0 {
+		return errors.New("every request failed")
+	}
+	return nil
+}
+
+// lat marker search helpers
+func markerIndex(v []byte, needle []byte) (int, bool) {
+	i := bytes.Index(v, needle)
+	if i < 0 {
+		return 0, false
+	}
+	j := i + len(needle)
+	k := j
+	for k < len(v) && v[k] >= '0' && v[k] <= '9' {
+		k++
+	}
+	n, err := strconv.Atoi(string(v[j:k]))
+	return n, err == nil
+}
+
+// printTimeline prints, per window of the run, the requests due in it and
+// the worst and median latency among them: a stall shows as a run of
+// windows whose worst latency exceeds the window length.
+func printTimeline(res *loadResult, w time.Duration) {
+	t0 := res.started.UnixNano()
+	type win struct{ lat []int64 }
+	var wins []win
+	for i := range res.due {
+		if res.end[i] == 0 {
+			continue
+		}
+		k := int((res.due[i] - t0) / int64(w))
+		for len(wins) <= k {
+			wins = append(wins, win{})
+		}
+		wins[k].lat = append(wins[k].lat, res.end[i]-res.due[i])
+	}
+	for k, x := range wins {
+		p := percentiles(x.lat, 50, 100)
+		fmt.Printf("timeline t=%6.2fs n=%5d p50_ms=%8.3f max_ms=%8.3f\n", float64(k)*w.Seconds(), len(x.lat), p[0], p[1])
+	}
+}

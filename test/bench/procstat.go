@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+// cpuSeconds returns utime+stime of pid from /proc/<pid>/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	// The command name is in parentheses and may contain spaces.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// After ")": state(0) ppid(1) … utime is field 14 of stat, index 11 here.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad times in /proc/%d/stat", pid)
+	}
+	return (ut + st) / clockTicks, nil
+}
+
+// statusKB returns a "Vm…:  N kB" field of /proc/<pid>/status.
+func statusKB(pid int, field string) (int, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			v := strings.Fields(rest)
+			if len(v) == 0 {
+				break
+			}
+			return strconv.Atoi(v[0])
+		}
+	}
+	return 0, fmt.Errorf("%s not in /proc/%d/status", field, pid)
+}
+
+func cmdProc(args []string) error {
+	fs := flag.NewFlagSet("proc", flag.ExitOnError)
+	pid := fs.Int("pid", 0, "process id")
+	prefix := fs.String("prefix", "", "prefix of the printed keys")
+	_ = fs.Parse(args)
+	hwm, err := statusKB(*pid, "VmHWM")
+	if err != nil {
+		return err
+	}
+	rss, _ := statusKB(*pid, "VmRSS")
+	cpu, _ := cpuSeconds(*pid)
+	fmt.Printf("%svmhwm_mib=%.1f %svmrss_mib=%.1f %scpu_s=%.2f\n", *prefix, float64(hwm)/1024, *prefix, float64(rss)/1024, *prefix, cpu)
+	return nil
+}
