@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	pkgconfig "github.com/pixelstream/pixelstream/pkg/config"
@@ -44,6 +45,9 @@ func main() {
 		os.Exit(2)
 	}
 	defer func() { _ = log.Sync() }()
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.Run(ctx, &cfg, log); err != nil {

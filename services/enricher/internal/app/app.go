@@ -47,7 +47,9 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		RequiredAcks:           kafka.RequireAll,
 		Balancer:               &kafka.Murmur2Balancer{}, // what Java producers use for the same key
-		Compression:            kafka.Snappy,
+		// LZ4: kafka-go's Snappy runs at its slower level and cost 18-20% of
+		// the enricher's CPU in profiles; LZ4 compresses JSON as well, faster.
+		Compression:            kafka.Lz4,
 		BatchSize:              cfg.BatchSize,
 		BatchTimeout:           time.Millisecond,
 		MaxAttempts:            3, // our retry decorator retries beyond this, without a limit

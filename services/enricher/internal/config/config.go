@@ -40,6 +40,7 @@ type Config struct {
 	VisitorSessionMax     int
 	DedupWindow           time.Duration
 	DedupMaxIDs           int
+	MemoryLimit           int64
 }
 
 // Declare registers every option on s, with its default.
@@ -55,7 +56,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.Duration(&c.GeoIPReload, "geoip-reload-interval", "ENRICHER_GEOIP_RELOAD_INTERVAL", 30*time.Second, "how often to check the .mmdb files for changes and reload them")
 	s.String(&c.UARegexes, "ua-regexes", "ENRICHER_UA_REGEXES", "", "path of a uap-core regexes.yaml newer than the embedded one; empty uses the embedded")
 	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
-	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 1000, "records per fetch-enrich-produce-commit cycle")
+	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 2000, "records per fetch-enrich-produce-commit cycle")
 	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch")
 	s.Duration(&c.RetryInitial, "retry-initial", "ENRICHER_RETRY_INITIAL", 100*time.Millisecond, "first backoff when producing or committing fails")
 	s.Duration(&c.RetryMax, "retry-max", "ENRICHER_RETRY_MAX", 10*time.Second, "backoff cap; the enricher retries until the broker is back, never skipping a record")
@@ -70,6 +71,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.Int(&c.VisitorSessionMax, "visitor-session-max", "ENRICHER_VISITOR_SESSION_MAX", 1000000, "open sessions kept in memory (about 130 B each); the least recently active are evicted beyond it")
 	s.Duration(&c.DedupWindow, "dedup-window", "ENRICHER_DEDUP_WINDOW", 10*time.Minute, "how long event ids are remembered to drop duplicates")
 	s.Int(&c.DedupMaxIDs, "dedup-max-ids", "ENRICHER_DEDUP_MAX_IDS", 1000000, "event ids remembered at most (32 B each, allocated at start)")
+	s.Int64(&c.MemoryLimit, "memory-limit-bytes", "ENRICHER_MEMORY_LIMIT_BYTES", 200<<20, "soft limit for the Go heap (runtime/debug.SetMemoryLimit): the GC works harder near it instead of doubling the heap; 0 leaves GOMEMLIMIT/the default")
 }
 
 // Named validation errors.
