@@ -44,9 +44,9 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer cleanup()
 
 	writer := &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
-		RequiredAcks:           kafka.RequireAll,
-		Balancer:               &kafka.Murmur2Balancer{}, // what Java producers use for the same key
+		Addr:         kafka.TCP(cfg.Brokers...),
+		RequiredAcks: kafka.RequireAll,
+		Balancer:     &kafka.Murmur2Balancer{}, // what Java producers use for the same key
 		// LZ4: kafka-go's Snappy runs at its slower level and cost 18-20% of
 		// the enricher's CPU in profiles; LZ4 compresses JSON as well, faster.
 		Compression:            kafka.Lz4,
