@@ -343,8 +343,17 @@ func (s *Spool) reserve(n int64) bool {
 }
 
 func (s *Spool) release(n int64) {
-	if s.bytes.Add(-n) <= s.cfg.MaxBytes/10*9 {
+	left := s.bytes.Add(-n)
+	if left <= s.cfg.MaxBytes/10*9 {
 		s.overLimit.Store(false)
+	}
+	// A drained spool has freed the space its failed write lacked, and once
+	// Kafka is back nothing else writes to the spool to prove it: without
+	// this, readiness would stay 503 until the next outage. If the disk is
+	// still full, the next write sets the error again.
+	if left <= 0 && s.diskErr.Load() != nil {
+		s.diskErr.Store(nil)
+		s.log.Info("spool drained: clearing the last write error")
 	}
 }
 

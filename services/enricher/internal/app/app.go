@@ -127,12 +127,18 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
 	)
 	run := &runner.Runner{
-		Source:   reader,
-		Prepare:  pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
-		Deliver:  deliver,
-		MaxBatch: cfg.BatchSize,
-		Linger:   cfg.BatchLinger,
-		InFlight: 2,
+		Source:          reader,
+		Prepare:         pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+		Deliver:         deliver,
+		MaxBatch:        cfg.BatchSize,
+		Linger:          cfg.BatchLinger,
+		InFlight:        2,
+		FetchBackoff:    cfg.RetryInitial,
+		FetchBackoffMax: cfg.RetryMax,
+		OnFetchError: func(err error, wait time.Duration) {
+			retries.WithLabelValues("fetch").Inc()
+			log.Warn("fetch failed, retrying", zap.Duration("wait", wait), zap.Error(err))
+		},
 	}
 
 	adm, err := admin.Start(cfg.AdminAddr, &ready, reg)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/pixelstream/pixelstream/services/enricher/internal/pipeline"
@@ -38,6 +39,13 @@ type Runner struct {
 	// InFlight is how many prepared batches may wait for delivery (at
 	// least 1). Memory is bounded by (InFlight+2) batches.
 	InFlight int
+	// FetchBackoff is the wait after a failed fetch, doubling up to
+	// FetchBackoffMax. kafka-go hands consumer-group errors (a broker that
+	// went away, a coordinator moving) to a waiting FetchMessage; they are
+	// transient, so the runner waits and fetches again instead of exiting.
+	FetchBackoff, FetchBackoffMax time.Duration
+	// OnFetchError, if set, is told of each failed fetch that will be retried.
+	OnFetchError func(err error, wait time.Duration)
 }
 
 // Run fetches until fetchCtx ends, then delivers the batches in hand and
@@ -84,7 +92,8 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	return nil
 }
 
-func (r *Runner) fetchLoop(ctx context.Context, free <-chan *pipeline.Batch, ready chan<- *pipeline.Batch) error {
+func (r *Runner) fetchLoop(ctx context.Context, free chan *pipeline.Batch, ready chan<- *pipeline.Batch) error {
+	wait := r.FetchBackoff
 	for {
 		var b *pipeline.Batch
 		select {
@@ -98,12 +107,27 @@ func (r *Runner) fetchLoop(ctx context.Context, free <-chan *pipeline.Batch, rea
 				return fmt.Errorf("prepare: %w", err)
 			}
 			ready <- b
+		} else {
+			free <- b // nothing fetched: the batch goes back unused
 		}
-		if ferr != nil {
-			if ctx.Err() != nil {
-				return nil
+		switch {
+		case ferr == nil:
+			wait = r.FetchBackoff
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(ferr, io.EOF) || errors.Is(ferr, io.ErrClosedPipe):
+			return fmt.Errorf("fetch: reader closed: %w", ferr)
+		default:
+			wait = max(wait, time.Millisecond)
+			if r.OnFetchError != nil {
+				r.OnFetchError(ferr, wait)
 			}
-			return fmt.Errorf("fetch: %w", ferr)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, max(r.FetchBackoffMax, wait))
 		}
 	}
 }

@@ -128,3 +128,41 @@ func TestDeliveryFailureStopsLaterBatches(t *testing.T) {
 		t.Fatalf("delivered %v: want exactly offsets 0..9", delivered)
 	}
 }
+
+// flakySource fails its first fetches like kafka-go does while the broker is
+// away, then serves records.
+type flakySource struct {
+	chanSource
+	failures int
+}
+
+func (s *flakySource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	if s.failures > 0 {
+		s.failures--
+		return kafka.Message{}, errors.New("failed to dial: connection refused")
+	}
+	return s.chanSource.FetchMessage(ctx)
+}
+
+// A broker outage seen while idle is waited out, not fatal.
+func TestFetchErrorsAreRetried(t *testing.T) {
+	src := &flakySource{chanSource: chanSource{make(chan kafka.Message, 10)}, failures: 3}
+	src.ch <- kafka.Message{Offset: 7}
+	ctx, cancel := context.WithCancel(context.Background())
+	retries := 0
+	var got []int64
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop,
+		FetchBackoff: time.Millisecond, FetchBackoffMax: 4 * time.Millisecond,
+		OnFetchError: func(error, time.Duration) { retries++ },
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			got = append(got, b.In[0].Offset)
+			cancel()
+			return nil
+		})}
+	if err := r.Run(ctx, context.Background()); err != nil {
+		t.Fatalf("fetch errors ended the runner: %v", err)
+	}
+	if retries != 3 || len(got) != 1 || got[0] != 7 {
+		t.Fatalf("retries %d, delivered %v", retries, got)
+	}
+}
