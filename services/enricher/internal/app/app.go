@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/pixelstream/pixelstream/pkg/admin"
@@ -37,7 +39,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var ready admin.Readiness
 
-	steps, cleanup, err := buildSteps(ctx, cfg, log, reg)
+	steps, warm, cleanup, err := buildSteps(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -109,6 +111,8 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		DeadletterTopic: cfg.DeadletterTopic,
 		Log:             log,
 		Records:         enrich.NewRecordsCounter(reg),
+		Warm:            warm,
+		WarmWorkers:     runtime.GOMAXPROCS(0),
 	}
 	produceStage := &produce.Stage{
 		W:               writer,
@@ -194,21 +198,24 @@ func closeBounded(ctx context.Context, name string, fn func() error) error {
 	}
 }
 
-func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func(), error) {
+// buildSteps returns the enrichment steps in order, a function that warms
+// the User-Agent caches for one User-Agent (safe to call concurrently), and
+// a cleanup.
+func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func([]byte), func(), error) {
 	sh := &enrich.Shared{}
 	salts, err := visitor.NewSaltStore(visitor.SaltConfig{
 		Brokers: cfg.Brokers, Topic: cfg.SaltTopic, ReplicationFactor: cfg.SaltReplication,
 		PrepareAhead: cfg.SaltPrepareAhead, Logger: log.Named("salts"),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("salt store: %w", err)
+		return nil, nil, nil, fmt.Errorf("salt store: %w", err)
 	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
 	err = salts.Start(startCtx)
 	cancelStart()
 	if err != nil {
 		_ = salts.Close()
-		return nil, nil, fmt.Errorf("visitor-id salt of today from topic %s: %w", cfg.SaltTopic, err)
+		return nil, nil, nil, fmt.Errorf("visitor-id salt of today from topic %s: %w", cfg.SaltTopic, err)
 	}
 	sessions := session.New(session.Config{Timeout: cfg.VisitorSessionTimeout, MaxSessions: cfg.VisitorSessionMax})
 	window := dedup.New(dedup.Config{Window: cfg.DedupWindow, MaxIDs: cfg.DedupMaxIDs})
@@ -218,7 +225,7 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 	if cfg.GeoIPCity != "" {
 		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
 		if err != nil {
-			return nil, nil, fmt.Errorf("geo database: %w", err)
+			return nil, nil, nil, fmt.Errorf("geo database: %w", err)
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		go res.Watch(wctx, cfg.GeoIPReload, func(msg string, err error) {
@@ -238,16 +245,22 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 	ua, err := device.New(cfg.UARegexes, cfg.UACacheSize)
 	if err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("user-agent parser: %w", err)
+		return nil, nil, nil, fmt.Errorf("user-agent parser: %w", err)
 	}
 	agents, err := classify.NewAgentClassifier(classify.AgentConfig{})
 	if err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("agent classifier: %w", err)
+		return nil, nil, nil, fmt.Errorf("agent classifier: %w", err)
 	}
 	classify.Preload()
 	reg.MustRegister(newUACollector(ua))
 	steps = append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh),
 		enrich.Visitor(salts, sessions), enrich.IPPolicy(cfg.DefaultIPMode))
-	return steps, cleanup, nil
+	warm := func(b []byte) {
+		var d device.Result
+		ua.Parse(b, &d)
+		var a classify.AgentResult
+		agents.Classify(b, &d, netip.Addr{}, &a) // the verdict cache is per User-Agent; the IP part is not cached
+	}
+	return steps, warm, cleanup, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"net/netip"
 	"testing"
 	"time"
@@ -182,5 +184,33 @@ func TestSkippedRecordsProduceNothing(t *testing.T) {
 	}
 	if testutil.ToFloat64(recs.WithLabelValues("dnt")) != 1 {
 		t.Fatal("skip not counted")
+	}
+}
+
+// Warm sees every distinct User-Agent of a batch once, before enrichment.
+func TestWarmDistinctUserAgents(t *testing.T) {
+	s, _ := newStage()
+	var mu sync.Mutex
+	warmed := map[string]int{}
+	s.Warm = func(ua []byte) { mu.Lock(); warmed[string(ua)]++; mu.Unlock() }
+	s.WarmWorkers = 2
+	b := &pipeline.Batch{}
+	for i := range 30 {
+		b.In = append(b.In, kafka.Message{Value: rawHit(fmt.Sprintf("ua-%d", i%7)).AppendProto(nil)})
+	}
+	b.In = append(b.In, kafka.Message{Value: []byte("not a record")})
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(warmed) != 7 {
+		t.Fatalf("warmed %d distinct UAs, want 7", len(warmed))
+	}
+	for ua, n := range warmed {
+		if n != 1 {
+			t.Fatalf("%s warmed %d times", ua, n)
+		}
+	}
+	if len(b.Out) != 31 || b.Out[30].Topic != "hits.deadletter" {
+		t.Fatalf("outputs %d", len(b.Out))
 	}
 }
