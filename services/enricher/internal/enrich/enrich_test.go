@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
