@@ -3,15 +3,12 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pixelstream/pixelstream/test/internal/svc"
 )
 
 // bins holds the real service binaries, built once by TestMain.
@@ -23,121 +20,31 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bins.edge, bins.enricher = filepath.Join(dir, "edge"), filepath.Join(dir, "enricher")
-	for _, b := range []struct{ out, pkg string }{{bins.edge, "../../services/edge"}, {bins.enricher, "../../services/enricher"}} {
-		cmd := exec.Command("go", "build", "-race", "-o", b.out, ".")
-		cmd.Dir = b.pkg
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			os.Exit(1)
-		}
+	built, err := svc.Build(dir, true, "../../services/edge", "../../services/enricher")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	bins.edge, bins.enricher = built[0], built[1]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// The process helpers are shared with the fault tests (internal/svc).
+type proc = svc.Proc
 
-// proc is a running service binary whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-// Output returns everything the process printed so far.
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func freeAddr(t *testing.T) string { return svc.FreeAddr(t) }
 
 func startProc(t *testing.T, name, bin string, env ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.Stop(t, 30*time.Second)
-		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", name, tail(p.Output(), 8000))
-		}
-	})
-	return p
-}
-
-// Stop sends SIGTERM and waits for a graceful exit; it fails the test if
-// the process needed killing or exited with an error.
-func (p *proc) Stop(t *testing.T, timeout time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Errorf("%s exited with %v after SIGTERM", p.name, p.err)
-		}
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		t.Errorf("%s did not stop within %v of SIGTERM", p.name, timeout)
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return svc.Start(t, name, bin, false, env...)
 }
 
 // waitReady polls url until it answers 200.
 func waitReady(t *testing.T, p *proc, url string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited while starting: %v\n%s", p.name, p.err, tail(p.Output(), 4000))
-		default:
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready at %s within %v", p.name, url, timeout)
+	svc.WaitStatus(t, p, url, 200, timeout)
 }
 
 // The README's option tables are generated from the binaries; a changed

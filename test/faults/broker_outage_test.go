@@ -37,7 +37,7 @@ func TestBrokerOutage(t *testing.T) {
 			t.Logf("edge /readyz during the outage: %d %s", code, body)
 		}
 		if !edge.Alive() {
-			t.Fatalf("the edge exited during the broker outage: %v", edge.err)
+			t.Fatalf("the edge exited during the broker outage: %v", edge.Err())
 		}
 	}
 	during := s.edgeMetrics()

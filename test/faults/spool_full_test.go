@@ -88,7 +88,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	)
 	for start := time.Now(); time.Since(start) < 40*time.Second; time.Sleep(500 * time.Millisecond) {
 		if !edge.Alive() {
-			t.Fatalf("the edge exited while its spool disk was full: %v", edge.err)
+			t.Fatalf("the edge exited while its spool disk was full: %v", edge.Err())
 		}
 		m = s.edgeMetrics()
 		maxSpoolB = max(maxSpoolB, m.sum(mSpoolBytes))
