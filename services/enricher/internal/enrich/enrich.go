@@ -88,7 +88,10 @@ type Stage struct {
 	Warm        func(ua []byte)
 	WarmWorkers int
 
-	raw     hit.Raw
+	// raws and errs hold the batch decoded once: the warm-up and the
+	// ordered loop both read them.
+	raws    []hit.Raw
+	errs    []error
 	pv      pageview.Pageview
 	scratch Scratch
 	spans   []span
@@ -109,8 +112,9 @@ func NewRecordsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // Process fills b.Out with one record per input. It never fails: records
 // that cannot be enriched become dead letters.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
+	s.decode(b.In)
 	if s.Warm != nil {
-		s.warm(b.In)
+		s.warm()
 	}
 	s.spans = s.spans[:0]
 	for i := range b.In {
@@ -118,7 +122,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 		start := len(b.Arena)
 		var class, reason string
 		var skip *Skip
-		b.Arena, class, reason, skip = s.one(in, b.Arena)
+		b.Arena, class, reason, skip = s.one(&s.raws[i], s.errs[i], b.Arena)
 		if skip != nil {
 			b.Arena = b.Arena[:start]
 			s.Records.WithLabelValues(skip.Reason).Inc()
@@ -154,22 +158,22 @@ func (s *Stage) now() time.Time {
 
 // one enriches a single record, appending its JSON to arena. A non-empty
 // class means the record must be dead-lettered for reason.
-func (s *Stage) one(in *kafka.Message, arena []byte) (out []byte, class, reason string, skip *Skip) {
+func (s *Stage) one(raw *hit.Raw, decodeErr error, arena []byte) (out []byte, class, reason string, skip *Skip) {
 	defer func() {
 		if p := recover(); p != nil {
 			out, class, reason, skip = arena, deadletter.ReasonEnrich, fmt.Sprintf("panic: %v", p), nil
 		}
 	}()
-	if err := s.raw.Unmarshal(in.Value); err != nil {
-		return arena, deadletter.ReasonDecode, err.Error(), nil
+	if decodeErr != nil {
+		return arena, deadletter.ReasonDecode, decodeErr.Error(), nil
 	}
-	if err := Validate(&s.raw); err != nil {
+	if err := Validate(raw); err != nil {
 		return arena, deadletter.ReasonInvalid, err.Error(), nil
 	}
 	s.pv.Reset()
 	s.scratch.buf = s.scratch.buf[:0]
 	for _, st := range s.Steps {
-		if err := st.Enrich(&s.raw, &s.pv, &s.scratch); err != nil {
+		if err := st.Enrich(raw, &s.pv, &s.scratch); err != nil {
 			if sk, ok := err.(*Skip); ok {
 				return arena, "", "", sk
 			}
@@ -194,20 +198,35 @@ func Validate(r *hit.Raw) error {
 	return nil
 }
 
+// decode decodes every record of the batch once into s.raws (reused
+// across batches; fields alias the records' values, which outlive the
+// batch).
+func (s *Stage) decode(in []kafka.Message) {
+	if cap(s.raws) < len(in) {
+		s.raws = make([]hit.Raw, len(in))
+		s.errs = make([]error, len(in))
+	}
+	s.raws, s.errs = s.raws[:len(in)], s.errs[:len(in)]
+	for i := range in {
+		s.errs[i] = s.raws[i].Unmarshal(in[i].Value)
+	}
+}
+
 // warm runs Warm over the batch's distinct User-Agents in parallel. Records
 // that do not decode are skipped here and dead-lettered by the main loop.
-func (s *Stage) warm(in []kafka.Message) {
+func (s *Stage) warm() {
 	seen := make(map[string]struct{}, 64)
 	var uas [][]byte
-	for i := range in {
-		if err := s.raw.Unmarshal(in[i].Value); err != nil || len(s.raw.UserAgent) == 0 {
+	for i := range s.raws {
+		ua := s.raws[i].UserAgent
+		if s.errs[i] != nil || len(ua) == 0 {
 			continue
 		}
-		if _, ok := seen[string(s.raw.UserAgent)]; ok {
+		if _, ok := seen[string(ua)]; ok {
 			continue
 		}
-		seen[string(s.raw.UserAgent)] = struct{}{}
-		uas = append(uas, s.raw.UserAgent) // aliases the record's value, which outlives the batch
+		seen[string(ua)] = struct{}{}
+		uas = append(uas, ua)
 	}
 	workers := min(max(s.WarmWorkers, 1), len(uas))
 	if workers <= 1 {
