@@ -123,7 +123,10 @@ func FuzzAppendText(f *testing.F) {
 }
 
 // FuzzQueryParam: the handler's query scan finds the same key and url
-// values as fasthttp's Args, which it replaces.
+// values as fasthttp's Args, which it replaces. The handler uses values
+// only, so a parameter without '=' may be "found, empty" on our side and
+// "absent" on fasthttp's (its Args drops such a name in some positions,
+// e.g. "0&0&0&key"): both mean no value.
 func FuzzQueryParam(f *testing.F) {
 	for _, q := range []string{
 		"key=abc&url=https%3A%2F%2Fx.test%2F",
@@ -142,8 +145,8 @@ func FuzzQueryParam(f *testing.F) {
 		for _, name := range []string{"key", "url"} {
 			raw, found := queryParam([]byte(q), name)
 			want := args.Peek(name)
-			if found != (want != nil) {
-				t.Fatalf("%s in %q: found %v, fasthttp %q", name, q, found, want)
+			if found != (want != nil) && (len(raw) > 0 || len(want) > 0) {
+				t.Fatalf("%s in %q: found %v %q, fasthttp %q", name, q, found, raw, want)
 			}
 			if !found {
 				continue
