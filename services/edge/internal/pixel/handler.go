@@ -186,23 +186,10 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	project := entry.Project
 	req := &ctx.Request.Header
 	referer := req.Referer()
-	// Browsers send an origin-only Referer to other origins, so the page URL
-	// a site passes explicitly is the better witness of where the pixel is.
-	// A url too long to decode here (its host could be cut) is treated as
-	// unreadable, like a url that is not a URL.
-	pageURL, _ := queryParam(query, "url")
+	// Only a project with allowed hosts needs the page host: the url
+	// parameter is not even looked for otherwise (most projects).
 	var urlBuf [maxPageURLPrefix]byte
-	if escaped(pageURL) {
-		var cut bool
-		if pageURL, cut = decodeInto(urlBuf[:0], pageURL); cut {
-			pageURL = nil
-		}
-	}
-	pageHost := PageHost(pageURL)
-	if pageHost == nil {
-		pageHost = PageHost(referer)
-	}
-	if !project.AllowsHost(pageHost) {
+	if project.RestrictsHosts() && !project.AllowsHost(pageHostOf(&urlBuf, query, referer)) {
 		h.hostNotAllowed.Inc()
 		WriteGIF(ctx, fasthttp.StatusForbidden, reasonHost)
 		return
@@ -274,3 +261,23 @@ func (h *Handler) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 }
 
 func isOne(v []byte) bool { return len(v) == 1 && v[0] == '1' }
+
+// pageHostOf returns the host of the page the pixel is on: from the url
+// parameter, else the Referer. Browsers send an origin-only Referer to other
+// origins, so the page URL a site passes explicitly is the better witness.
+// A url too long to decode here (its host could be cut) is treated as
+// unreadable, like a url that is not a URL.
+// buf holds a decoded url; the result may point into it.
+func pageHostOf(urlBuf *[maxPageURLPrefix]byte, query, referer []byte) []byte {
+	pageURL, _ := queryParam(query, "url")
+	if escaped(pageURL) {
+		var cut bool
+		if pageURL, cut = decodeInto(urlBuf[:0], pageURL); cut {
+			pageURL = nil
+		}
+	}
+	if host := PageHost(pageURL); host != nil {
+		return host
+	}
+	return PageHost(referer)
+}

@@ -79,6 +79,10 @@ func (p *Project) AllowsHost(host []byte) bool {
 	return false
 }
 
+// RestrictsHosts reports whether p has an allow list at all; without one
+// every page host is allowed and the handler need not find the page host.
+func (p *Project) RestrictsHosts() bool { return len(p.exact) > 0 || len(p.wild) > 0 }
+
 // AllowedHosts returns the allow list as configured, sorted (for logs and
 // tests).
 func (p *Project) AllowedHosts() []string {
