@@ -12,39 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pixelstream/pixelstream/pkg/pixelgif"
 	"github.com/valyala/fasthttp"
 )
 
-// The same 43-byte GIF and response headers as services/edge/internal/pixel
-// (WriteGIF), so the bare server sends byte-identical answers.
-var gif = []byte{
-	0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0xf0, 0x00, 0x00, 0xff, 0xff, 0xff,
-	0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x05, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
-	0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
-}
-
-var (
-	hContentType  = []byte("image/gif")
-	hCacheControl = []byte(fasthttp.HeaderCacheControl)
-	vCacheControl = []byte("no-cache, no-store, must-revalidate, max-age=0")
-	hPragma       = []byte(fasthttp.HeaderPragma)
-	vPragma       = []byte("no-cache")
-	hExpires      = []byte(fasthttp.HeaderExpires)
-	vExpires      = []byte("0")
-	hCORP         = []byte("Cross-Origin-Resource-Policy")
-	vCORP         = []byte("cross-origin")
-)
-
+// bareHandler answers with the edge's own pixel response (pkg/pixelgif),
+// byte for byte, and does nothing else.
 func bareHandler(ctx *fasthttp.RequestCtx) {
-	resp := &ctx.Response
-	resp.SetStatusCode(fasthttp.StatusOK)
-	h := &resp.Header
-	h.SetContentTypeBytes(hContentType)
-	h.SetCanonical(hCacheControl, vCacheControl)
-	h.SetCanonical(hPragma, vPragma)
-	h.SetCanonical(hExpires, vExpires)
-	h.SetCanonical(hCORP, vCORP)
-	resp.SetBodyRaw(gif)
+	pixelgif.Write(&ctx.Response, fasthttp.StatusOK)
 }
 
 // cmdBare serves the GIF with the edge's server settings (timeouts, 16 KiB

@@ -8,30 +8,16 @@
 package pixel
 
 import (
+	"github.com/pixelstream/pixelstream/pkg/pixelgif"
 	"github.com/valyala/fasthttp"
 )
 
-// GIF is the 1x1 transparent GIF89a every response carries (the de facto
-// tracking pixel, 43 bytes). It is served with SetBodyRaw, which shares the
-// slice with every response, so it must never be modified.
-var GIF = []byte{
-	0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0xf0, 0x00, 0x00, 0xff, 0xff, 0xff,
-	0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x05, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
-	0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
-}
+// GIF is the pixel every response carries (pkg/pixelgif).
+var GIF = pixelgif.GIF
 
 // Response header names and values, built once so that writing a response
 // copies bytes and converts nothing.
 var (
-	hContentType      = []byte("image/gif")
-	hCacheControl     = []byte(fasthttp.HeaderCacheControl)
-	vCacheControl     = []byte("no-cache, no-store, must-revalidate, max-age=0")
-	hPragma           = []byte(fasthttp.HeaderPragma)
-	vPragma           = []byte("no-cache")
-	hExpires          = []byte(fasthttp.HeaderExpires)
-	vExpires          = []byte("0")
-	hCORP             = []byte("Cross-Origin-Resource-Policy")
-	vCORP             = []byte("cross-origin")
 	hError            = []byte(ErrorHeader)
 	hAllow            = []byte(fasthttp.HeaderAllow)
 	vAllow            = []byte("GET, HEAD, POST")
@@ -55,16 +41,8 @@ const ErrorHeader = "X-Pixelstream-Error"
 // does not allocate. For HEAD requests fasthttp sends the same headers,
 // Content-Length included, without the body.
 func WriteGIF(ctx *fasthttp.RequestCtx, status int, reason []byte) {
-	resp := &ctx.Response
-	resp.SetStatusCode(status)
-	h := &resp.Header
-	h.SetContentTypeBytes(hContentType)
-	h.SetCanonical(hCacheControl, vCacheControl)
-	h.SetCanonical(hPragma, vPragma)
-	h.SetCanonical(hExpires, vExpires)
-	h.SetCanonical(hCORP, vCORP)
+	pixelgif.Write(&ctx.Response, status)
 	if len(reason) > 0 {
-		h.SetCanonical(hError, reason)
+		ctx.Response.Header.SetCanonical(hError, reason)
 	}
-	resp.SetBodyRaw(GIF)
 }
