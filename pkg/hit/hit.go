@@ -74,3 +74,14 @@ func (r *Raw) Reset() {
 	r.IPMode = r.IPMode[:0]
 	r.HonourSignals = false
 }
+
+// IP modes a project can choose for Raw.IPMode: how the enricher writes the
+// client IP after geo and the visitor id have used the full address.
+const (
+	IPFull     = "full"     // as received
+	IPTruncate = "truncate" // IPv4 /24, IPv6 /48
+	IPDrop     = "drop"     // not written at all
+)
+
+// ValidIPMode reports whether m is one of the IP modes.
+func ValidIPMode(m string) bool { return m == IPFull || m == IPTruncate || m == IPDrop }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pixelstream/pixelstream/pkg/hit"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pixelstream/pixelstream/services/edge/internal/ratelimit"
@@ -279,9 +280,7 @@ func newProject(sp Spec) (*Project, []string, error) {
 		}
 	}
 	p := &Project{ID: id, IPMode: sp.IPMode}
-	switch sp.IPMode {
-	case "", "full", "truncate", "drop":
-	default:
+	if sp.IPMode != "" && !hit.ValidIPMode(sp.IPMode) {
 		return nil, nil, fmt.Errorf("%w: ip_mode %q in project %q", ErrBadPrivacy, sp.IPMode, id)
 	}
 	switch sp.PrivacySignals {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pixelstream/pixelstream/pkg/config"
+	"github.com/pixelstream/pixelstream/pkg/hit"
 )
 
 // Config is everything the enricher can be told.
@@ -103,7 +104,7 @@ func (c *Config) Validate() error {
 		return ErrDuration
 	case c.UACacheSize < 1:
 		return ErrUACache
-	case c.DefaultIPMode != "full" && c.DefaultIPMode != "truncate" && c.DefaultIPMode != "drop":
+	case !hit.ValidIPMode(c.DefaultIPMode):
 		return fmt.Errorf("%w: got %q", ErrIPMode, c.DefaultIPMode)
 	case c.SaltTopic == "" || c.VisitorSessionTimeout <= 0 || c.VisitorSessionMax < 1 || c.DedupWindow <= 0 ||
 		c.DedupMaxIDs < 1 || c.SaltPrepareAhead <= 0:

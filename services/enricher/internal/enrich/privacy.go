@@ -1,26 +1,18 @@
 package enrich
 
 import (
-	"errors"
 	"net/netip"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/pkg/pageview"
 )
 
-// IP modes a project can choose; the edge copies the project's into each
-// raw hit.
+// IP modes, as defined by the raw record.
 const (
-	IPFull     = "full"
-	IPTruncate = "truncate"
-	IPDrop     = "drop"
+	IPFull     = hit.IPFull
+	IPTruncate = hit.IPTruncate
+	IPDrop     = hit.IPDrop
 )
-
-// ErrIPMode is returned for an unknown default IP mode.
-var ErrIPMode = errors.New(`ip mode must be "full", "truncate" or "drop"`)
-
-// ValidIPMode reports whether m is a known IP mode.
-func ValidIPMode(m string) bool { return m == IPFull || m == IPTruncate || m == IPDrop }
 
 // HonourSignals withholds hits carrying DNT or Sec-GPC when their project
 // chose to honour those signals: they are counted, not published. It runs
@@ -45,13 +37,8 @@ var HonourSignals = StepFunc(func(raw *hit.Raw, _ *pageview.Pageview, _ *Scratch
 func IPPolicy(def string) Step {
 	return StepFunc(func(raw *hit.Raw, pv *pageview.Pageview, s *Scratch) error {
 		mode := def
-		switch string(raw.IPMode) {
-		case IPFull:
-			mode = IPFull
-		case IPTruncate:
-			mode = IPTruncate
-		case IPDrop:
-			mode = IPDrop
+		if m := string(raw.IPMode); hit.ValidIPMode(m) {
+			mode = m
 		}
 		pv.IPMode = mode
 		pv.IP = ""
