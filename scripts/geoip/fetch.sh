@@ -31,7 +31,7 @@ country=$dest/GeoLite2-Country.mmdb
 # is_mmdb FILE: non-trivial size and a MaxMind DB metadata section near the end.
 is_mmdb() {
   [[ -s $1 ]] && (($(stat -c %s "$1") > 1000000)) &&
-    tail -c 131072 "$1" | LC_ALL=C grep -qaF 'MaxMind.com'
+    LC_ALL=C grep -qaF 'MaxMind.com' < <(tail -c 131072 "$1")
 }
 
 if [[ -f $dest/VERSION && $(cat "$dest/VERSION") == "$version" && -f $dest/LICENSE ]] &&

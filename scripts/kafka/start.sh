@@ -82,7 +82,7 @@ t0=$SECONDS
 # --- prerequisites -----------------------------------------------------------------
 command -v java >/dev/null 2>&1 ||
   die "java not found on PATH: Kafka $version needs a Java 17+ runtime (Debian: apt-get install -y openjdk-17-jre-headless)"
-java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p')
 [[ -n $java_major && $java_major -ge 17 ]] ||
   die "Kafka $version needs Java 17 or newer, found: $(java -version 2>&1 | head -n1)"
 
@@ -121,7 +121,7 @@ group_coordinator_ready() {
 # else a raw ApiVersions round trip).
 broker_ready() {
   if command -v kcat >/dev/null 2>&1; then
-    timeout 5 kcat -L -b "$brokers" -m 3 2>/dev/null | grep -q ' 1 brokers:'
+    grep -q ' 1 brokers:' < <(timeout 5 kcat -L -b "$brokers" -m 3 2>/dev/null)
   else
     tcp_open "$port" && api_versions_ok "$port"
   fi
@@ -134,7 +134,7 @@ our_broker_pid() {
   pid=$(cat "$pid_file" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  grep -q 'kafka\.Kafka' < <(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
   echo "$pid"
 }
 

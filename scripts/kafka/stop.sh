@@ -69,7 +69,7 @@ if [[ ! $pid =~ ^[0-9]+$ ]] || ! alive "$pid"; then
   cleanup_data
   exit 0
 fi
-if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'; then
+if ! grep -q 'kafka\.Kafka' < <(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null); then
   log "pid $pid from $pid_file is not a Kafka broker any more (stale pid file): not touching it"
   rm -f "$pid_file"
   cleanup_data
