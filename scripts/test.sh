@@ -59,6 +59,9 @@ for m in "${MODULES[@]}"; do
   (cd "$m" && go test -race -count=1 -timeout 15m ./...)
 done
 
+phase "User-Agent prefilter against plain uap-go, whole corpus (without -race, where a plain parse takes 20 ms)"
+(cd services/enricher && go test -count=1 -run '^TestPrefilterMatchesUAP$' -v ./internal/device/)
+
 phase "fault tests (own broker on 127.0.0.1:${FAULTS_KAFKA_PORT:-19592}: outage, kill -9, SIGTERM, spool full)"
 scripts/test-faults.sh
 

@@ -2,11 +2,14 @@
 // device fields with ua-parser (uap-go) and classifies the device as desktop,
 // mobile, tablet, bot or other.
 //
-// An uncached uap-go parse costs about a millisecond (hundreds of regular
-// expressions), a thousand times the per-event budget of the enricher, so a
-// Parser keeps a large cache of finished results keyed by the whole
-// User-Agent string. Real traffic repeats a few thousand User-Agents and has
-// a long tail of one-offs; the hit rate (Stats) decides the enricher's speed.
+// A plain uap-go parse costs 0.5–2 ms (it tries ~1,200 regular expressions
+// in order), a thousand times the per-event budget of the enricher. Two
+// things bring that down: a Parser keeps a large cache of finished results
+// keyed by the whole User-Agent string (real traffic repeats a few thousand
+// User-Agents), and the misses, a long tail of one-offs, go through a literal
+// prefilter (prefilter.go) that runs only the expressions whose required text
+// occurs in the string: ~30 µs instead of ~1.7 ms on in-app and WebView
+// strings, with uap-go's results unchanged.
 package device
 
 import (
@@ -65,7 +68,7 @@ type Result struct {
 
 // Parser parses User-Agents through its cache. It is safe for concurrent use.
 type Parser struct {
-	uap   *uaparser.Parser
+	uap   *filtered
 	cache *clockcache.Cache[Result]
 }
 
@@ -81,8 +84,8 @@ func New(regexesPath string, cacheSize int) (*Parser, error) {
 	if cacheSize == 0 {
 		cacheSize = DefaultCacheSize
 	}
-	// uap-go's own caches (three ARCs) sit behind ours and would only see
-	// our misses, which are one-offs by definition: keep them minimal.
+	// uap-go's own caches (three ARCs) are never consulted: parse runs the
+	// expressions through the prefilter (prefilter.go). Keep them minimal.
 	opts := []uaparser.Option{uaparser.WithCacheSize(1)}
 	if regexesPath != "" {
 		defs, err := loadRegexes(regexesPath)
@@ -97,7 +100,7 @@ func New(regexesPath string, cacheSize int) (*Parser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Parser{uap: uap, cache: clockcache.New[Result](cacheSize)}, nil
+	return &Parser{uap: newFiltered(uap), cache: clockcache.New[Result](cacheSize)}, nil
 }
 
 func loadRegexes(path string) (uaparser.RegexDefinitions, error) {
@@ -157,12 +160,11 @@ func (p *Parser) Stats() (hits, misses uint64) {
 	return p.cache.Stats()
 }
 
-// parse runs ua-parser. The three parts are parsed one after another:
-// uap-go's Parse would start three goroutines per call for no gain here.
+// parse runs ua-parser's expressions behind the prefilter. The three parts
+// are parsed one after another: uap-go's Parse would start three goroutines
+// per call for no gain here.
 func (p *Parser) parse(ua string, out *Result) {
-	b := p.uap.ParseUserAgent(ua)
-	o := p.uap.ParseOs(ua)
-	d := p.uap.ParseDevice(ua)
+	b, o, d := p.uap.parse(ua)
 	*out = Result{
 		BrowserFamily:  b.Family,
 		BrowserVersion: joinVersion(b.Major, b.Minor, b.Patch),
