@@ -320,6 +320,9 @@ if ! skipped e2e; then
   "$psbench" e2e -url "http://$edge_addr" -brokers "$brokers" -topic bench.e2e.enriched -rate "$e2e_rate" -duration "${e2e_dur}s" | record >&2
   "$psbench" proc -pid "$enr" -prefix e2e_enricher_ | record >&2
   "$psbench" proc -pid "$edge" -prefix e2e_edge_ | record >&2
+  # Stage and batch histograms, to see where the latency goes.
+  curl -fsS "http://$enr_admin/metrics" >"$out/enricher-e2e-metrics.txt" || true
+  curl -fsS "http://$edge_admin/metrics" >"$out/edge-e2e-metrics.txt" || true
   stop "$edge"
   stop "$enr"
 fi

@@ -128,12 +128,14 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	deliver := pipeline.Chain(
 		pipeline.WithRetry(pipeline.WithMetrics(produceStage, "produce", stageMetrics), backoff, retryLog("produce")),
 		pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { health.ok(); return nil }),
-		pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
 	)
 	run := &runner.Runner{
-		Source:          reader,
-		Prepare:         pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
-		Deliver:         deliver,
+		Source:  reader,
+		Prepare: pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+		Deliver: deliver,
+		// Committed in a goroutine of its own, so the next batch is
+		// produced during this one's commit round trip (runner's doc).
+		Commit:          pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
 		MaxBatch:        cfg.BatchSize,
 		Linger:          cfg.BatchLinger,
 		InFlight:        2,

@@ -1,9 +1,15 @@
-// Package runner drives the enricher's consume loop as a two-step
-// pipeline: one goroutine fetches a batch of raw records and prepares it
-// (enrichment), another delivers prepared batches (produce, then commit)
-// strictly in the order they were fetched. Preparing batch n+1 overlaps the
+// Package runner drives the enricher's consume loop as a pipeline of up to
+// three goroutines: one fetches a batch of raw records and prepares it
+// (enrichment), the next delivers prepared batches (produce), the last
+// commits delivered batches' offsets, each strictly in the order the
+// batches were fetched. Preparing batch n+1 and producing it overlap the
 // broker round trips of batch n, and offsets are still committed in order
 // and never past a record that was not produced.
+//
+// Committing apart from producing matters for latency, not safety: a record
+// is readable downstream once produced, and on a busy broker an offset
+// commit is a round trip as long as the produce (~9 ms each at 5,000 hits/s
+// in docs/performance.md), which every later batch would otherwise wait for.
 package runner
 
 import (
@@ -23,21 +29,27 @@ type Source interface {
 }
 
 // Runner fetches batches from Source, runs Prepare on them in the fetching
-// goroutine and Deliver in a second goroutine, in fetch order.
+// goroutine, Deliver in a second goroutine and Commit in a third, in fetch
+// order.
 type Runner struct {
 	Source Source
 	// Prepare runs in the fetching goroutine: stateful enrichment belongs
 	// here, because it sees every record exactly once and in order.
 	Prepare pipeline.Stage
-	// Deliver runs in the delivery goroutine: produce, then commit.
+	// Deliver runs in the delivery goroutine: produce.
 	Deliver pipeline.Stage
+	// Commit, if set, runs in the commit goroutine on each batch Deliver
+	// succeeded on, never on a batch after one that failed. Without it,
+	// Deliver must commit too.
+	Commit pipeline.Stage
 	// MaxBatch bounds the records in one batch.
 	MaxBatch int
 	// Linger is how long to wait for more records after the first one of a
 	// batch: it trades a little latency for fewer, larger produce calls.
 	Linger time.Duration
-	// InFlight is how many prepared batches may wait for delivery (at
-	// least 1). Memory is bounded by (InFlight+2) batches.
+	// InFlight is how many prepared batches may wait for delivery, and
+	// delivered ones for their commit (at least 1). Memory is bounded by
+	// 2×InFlight+3 batches.
 	InFlight int
 	// FetchBackoff is the wait after a failed fetch, doubling up to
 	// FetchBackoffMax. kafka-go hands consumer-group errors (a broker that
@@ -55,41 +67,79 @@ type Runner struct {
 // after a restart.
 func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	inFlight := max(r.InFlight, 1)
-	free := make(chan *pipeline.Batch, inFlight+2)
-	for range inFlight + 2 {
+	total := 2*inFlight + 3
+	free := make(chan *pipeline.Batch, total)
+	for range total {
 		free <- &pipeline.Batch{}
 	}
 	ready := make(chan *pipeline.Batch, inFlight)
-	// stop ends fetching early when delivery fails.
+	// stop ends fetching early when delivery or a commit fails.
 	fetchCtx, stop := context.WithCancel(fetchCtx)
 	defer stop()
 
-	delivered := make(chan error, 1)
-	go func() {
-		var err error
-		for b := range ready {
-			if err == nil {
-				if derr := r.Deliver.Process(workCtx, b); derr != nil {
-					err = fmt.Errorf("batch of %d records left uncommitted: %w", len(b.In), derr)
-					stop()
+	var delivered chan *pipeline.Batch
+	committed := make(chan error, 1)
+	if r.Commit != nil {
+		delivered = make(chan *pipeline.Batch, inFlight)
+		go func() {
+			committed <- r.drain(delivered, nil, free, stop, func(b *pipeline.Batch) error {
+				if err := r.Commit.Process(workCtx, b); err != nil {
+					return fmt.Errorf("offsets of a produced batch of %d records left uncommitted: %w", len(b.In), err)
 				}
+				return nil
+			})
+		}()
+	} else {
+		committed <- nil
+	}
+	deliverDone := make(chan error, 1)
+	go func() {
+		deliverDone <- r.drain(ready, delivered, free, stop, func(b *pipeline.Batch) error {
+			if err := r.Deliver.Process(workCtx, b); err != nil {
+				return fmt.Errorf("batch of %d records left uncommitted: %w", len(b.In), err)
 			}
-			b.Reset()
-			free <- b
-		}
-		delivered <- err
+			return nil
+		})
 	}()
 
 	ferr := r.fetchLoop(fetchCtx, free, ready)
 	close(ready)
-	derr := <-delivered
+	derr := <-deliverDone
+	cerr := <-committed
 	switch {
 	case derr != nil:
 		return derr
+	case cerr != nil:
+		return cerr
 	case ferr != nil && fetchCtx.Err() == nil:
 		return ferr
 	}
 	return nil
+}
+
+// drain runs step on every batch from in, in order, and passes each batch
+// it succeeded on to next (or back to free when next is nil). After a
+// failure it stops the runner and only recycles what still arrives: no
+// later batch reaches the next step. It closes next when in is closed.
+func (r *Runner) drain(in <-chan *pipeline.Batch, next chan<- *pipeline.Batch, free chan<- *pipeline.Batch,
+	stop func(), step func(*pipeline.Batch) error) error {
+	var err error
+	for b := range in {
+		if err == nil {
+			if err = step(b); err != nil {
+				stop()
+			} else if next != nil {
+				next <- b
+				continue
+			}
+		}
+		b.Reset()
+		free <- b
+	}
+	if next != nil {
+		close(next)
+	}
+	return err
 }
 
 func (r *Runner) fetchLoop(ctx context.Context, free chan *pipeline.Batch, ready chan<- *pipeline.Batch) error {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,109 @@ func TestFetchErrorsAreRetried(t *testing.T) {
 	}
 	if retries != 3 || len(got) != 1 || got[0] != 7 {
 		t.Fatalf("retries %d, delivered %v", retries, got)
+	}
+}
+
+// feed returns a source holding records with offsets 0..n-1.
+func feed(n int) chanSource {
+	src := chanSource{make(chan kafka.Message, n)}
+	for i := range n {
+		src.ch <- kafka.Message{Offset: int64(i)}
+	}
+	return src
+}
+
+// With a Commit stage, producing batch n+1 does not wait for the commit of
+// batch n: here the first commit blocks until the second delivery started.
+func TestCommitOverlapsNextDelivery(t *testing.T) {
+	src := feed(2)
+	secondDelivery := make(chan struct{})
+	var mu sync.Mutex
+	var committed []int64
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop, InFlight: 1,
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			if b.In[0].Offset == 1 {
+				close(secondDelivery)
+			}
+			return nil
+		}),
+		Commit: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			if b.In[0].Offset == 0 {
+				select {
+				case <-secondDelivery:
+				case <-time.After(5 * time.Second):
+					return errors.New("the second batch was not delivered while the first one's commit was pending")
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			committed = append(committed, b.In[0].Offset)
+			if len(committed) == 2 {
+				cancel()
+			}
+			return nil
+		})}
+	if err := r.Run(ctx, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(committed) != 2 || committed[0] != 0 || committed[1] != 1 {
+		t.Fatalf("committed %v, want [0 1] in order", committed)
+	}
+}
+
+// A failed delivery is never followed by a commit of that batch or a later
+// one, although later batches may already have been fetched and prepared.
+func TestNoCommitAfterFailedDelivery(t *testing.T) {
+	src := feed(6)
+	var mu sync.Mutex
+	var committed []int64
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop, InFlight: 2,
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			if b.In[0].Offset == 2 {
+				return errors.New("broker refused")
+			}
+			return nil
+		}),
+		Commit: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			committed = append(committed, b.In[0].Offset)
+			return nil
+		})}
+	err := r.Run(context.Background(), context.Background())
+	if err == nil || !strings.Contains(err.Error(), "broker refused") {
+		t.Fatalf("Run returned %v, want the delivery error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(committed) != 2 || committed[0] != 0 || committed[1] != 1 {
+		t.Fatalf("committed %v, want exactly [0 1]", committed)
+	}
+}
+
+// A failed commit stops the runner, and no later batch is committed.
+func TestCommitFailureStops(t *testing.T) {
+	src := feed(6)
+	var mu sync.Mutex
+	var committed []int64
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop, InFlight: 2, Deliver: nop,
+		Commit: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if b.In[0].Offset == 1 {
+				return errors.New("coordinator gone")
+			}
+			committed = append(committed, b.In[0].Offset)
+			return nil
+		})}
+	err := r.Run(context.Background(), context.Background())
+	if err == nil || !strings.Contains(err.Error(), "coordinator gone") {
+		t.Fatalf("Run returned %v, want the commit error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(committed) != 1 || committed[0] != 0 {
+		t.Fatalf("committed %v, want exactly [0]", committed)
 	}
 }
