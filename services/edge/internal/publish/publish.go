@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,9 +118,13 @@ type Publisher struct {
 	batchSize int
 	replayMax int
 	spillAt   int
-	backoff   [2]time.Duration
-	reserve   time.Duration
-	log       *zap.Logger
+	yieldAt   int
+	// yield is runtime.Gosched, replaceable in tests.
+	yield   func()
+	yields  prometheus.Counter
+	backoff [2]time.Duration
+	reserve time.Duration
+	log     *zap.Logger
 
 	pool  sync.Pool
 	queue chan *hit.Raw
@@ -202,6 +207,8 @@ func New(cfg Config) (*Publisher, error) {
 	if p.spillAt < 1 || p.spillAt > cfg.QueueSize {
 		p.spillAt = max(cfg.QueueSize*9/10, 1)
 	}
+	p.yieldAt = max(cfg.QueueSize/4, 1)
+	p.yield = runtime.Gosched
 	if p.backoff[0] <= 0 {
 		p.backoff[0] = 100 * time.Millisecond
 	}
@@ -241,6 +248,10 @@ func New(cfg Config) (*Publisher, error) {
 		Help:    "Time to write one batch to Kafka, including retries.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
+	p.yields = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pixelstream_edge_publish_yields_total",
+		Help: "Hits whose request goroutine gave its CPU to the publish workers because the queue was a quarter full: the edge is short of CPU for publishing.",
+	})
 	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pixelstream_edge_queue_length",
 		Help: "Hits waiting in the publish queue.",
@@ -250,7 +261,7 @@ func New(cfg Config) (*Publisher, error) {
 		Help: "Size of the publish queue; hits beyond it are dropped.",
 	})
 	queueCap.Set(float64(cfg.QueueSize))
-	collectors := []prometheus.Collector{dropped, p.published, p.fallbackKept, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
+	collectors := []prometheus.Collector{dropped, p.yields, p.published, p.fallbackKept, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
 	if p.spool != nil {
 		collectors = append(collectors,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -305,7 +316,9 @@ func (p *Publisher) NewRecord() *hit.Raw {
 
 // Publish queues r and takes ownership of it. It never blocks and never
 // touches the disk: if the queue is full (or the publisher is closed) the
-// record is dropped, counted and recycled, and Publish returns false.
+// record is dropped, counted and recycled, and Publish returns false. When
+// the queue is over a quarter full it yields the processor once
+// (runtime.Gosched) so the workers can catch up.
 func (p *Publisher) Publish(r *hit.Raw) bool {
 	p.mu.RLock()
 	if p.closed {
@@ -317,7 +330,18 @@ func (p *Publisher) Publish(r *hit.Raw) bool {
 	select {
 	case p.queue <- r:
 		p.mu.RUnlock()
-		if p.spool != nil && len(p.queue) >= p.spillAt {
+		n := len(p.queue)
+		if n >= p.yieldAt {
+			// A queue filling on a healthy broker means the workers are
+			// short of CPU, not that Kafka is down: giving them this
+			// goroutine's processor before the response is written lets
+			// the queue drain, where spilling to disk would spend more
+			// CPU per hit than Kafka does. It delays this response by a
+			// scheduling slice, never by a wait on Kafka.
+			p.yields.Inc()
+			p.yield()
+		}
+		if p.spool != nil && n >= p.spillAt {
 			p.signalSpill()
 		}
 		return true

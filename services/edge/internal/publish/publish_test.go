@@ -355,3 +355,54 @@ func BenchmarkPublish(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// Past a quarter of the queue, each accepted hit yields the processor once
+// to the workers, and is counted; below it nothing yields.
+func TestPublishYieldsWhenQueueFills(t *testing.T) {
+	gate := make(chan struct{})
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error { <-gate; return nil })
+	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: 16, Workers: 1, BatchSize: 1})
+	var yields int
+	p.yield = func() { yields++ }
+
+	// The worker takes the first record into the stuck sink; the queue then
+	// holds 1, 2, … records after each Publish. yieldAt is 16/4 = 4.
+	r := p.NewRecord()
+	fill(r, 0)
+	p.Publish(r)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(p.queue) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not take the first record")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 10; i++ {
+		r := p.NewRecord()
+		fill(r, i)
+		if !p.Publish(r) {
+			t.Fatalf("record %d dropped", i)
+		}
+	}
+	// Queue lengths after each Publish: 1..10; those >= 4 yield: 7.
+	if yields != 7 {
+		t.Fatalf("%d yields, want 7 (queue lengths 4 to 10)", yields)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted float64
+	for _, mf := range mfs {
+		if mf.GetName() == "pixelstream_edge_publish_yields_total" {
+			counted = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if counted != 7 {
+		t.Fatalf("pixelstream_edge_publish_yields_total = %v, want 7", counted)
+	}
+	close(gate)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
