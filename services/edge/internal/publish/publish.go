@@ -10,9 +10,14 @@
 //
 // Spooling (with a Spool configured) starts when Kafka refuses records (the
 // refused batch becomes a front batch of the spool: it is older than
-// anything spooled after it) or when the queue fills past SpillAt (Kafka is
-// slow: a spiller goroutine moves the queue to disk so the handler does not
-// drop). While spooling, every new record goes through the spool, so new
+// anything spooled after it) or when the queue fills past SpillAt while
+// Kafka is slow (a write in flight for SlowWrite or more) or nearly to the
+// brim (a spiller goroutine moves the queue to disk so the handler does not
+// drop). A queue past SpillAt with Kafka answering promptly means the edge
+// is short of CPU, and spooling would make that worse: every spooled hit
+// costs a disk write and a read back on top of its Kafka write, and once
+// spooling, every new hit goes through the disk until the spool is empty
+// (measured: a third of the hits of a saturated edge with a healthy broker). While spooling, every new record goes through the spool, so new
 // hits never overtake spooled ones; one replayer goroutine sends the spool
 // to Kafka, oldest first, one batch at a time, retrying a failed batch with
 // backoff until Kafka takes it, and stops spooling once the spool is empty
@@ -86,6 +91,9 @@ type Config struct {
 	// the disk until the spool is empty: measured at half the queue, a
 	// healthy broker under sustained load sent nearly all hits via disk.
 	SpillAt int
+	// SlowWrite is how long a Kafka write may be in flight before Kafka
+	// counts as slow (default 500 ms; a healthy write takes 5–50 ms).
+	SlowWrite time.Duration
 	// ReplayBatchSize bounds the records per replay write (default
 	// Workers × BatchSize: one replay write does the work of all workers).
 	ReplayBatchSize int
@@ -118,7 +126,12 @@ type Publisher struct {
 	batchSize int
 	replayMax int
 	spillAt   int
-	yieldAt   int
+	fullMark  int
+	slowWrite time.Duration
+	// inflight holds, per worker, when its current Kafka write started
+	// (unix ns), 0 when it has none.
+	inflight []atomic.Int64
+	yieldAt  int
 	// yield is runtime.Gosched, replaceable in tests.
 	yield   func()
 	yields  prometheus.Counter
@@ -207,6 +220,12 @@ func New(cfg Config) (*Publisher, error) {
 	if p.spillAt < 1 || p.spillAt > cfg.QueueSize {
 		p.spillAt = max(cfg.QueueSize*9/10, 1)
 	}
+	p.fullMark = max(cfg.QueueSize-cfg.QueueSize/32, 1)
+	p.slowWrite = cfg.SlowWrite
+	if p.slowWrite <= 0 {
+		p.slowWrite = 500 * time.Millisecond
+	}
+	p.inflight = make([]atomic.Int64, cfg.Workers)
 	p.yieldAt = max(cfg.QueueSize/4, 1)
 	p.yield = runtime.Gosched
 	if p.backoff[0] <= 0 {
@@ -297,8 +316,8 @@ func New(cfg Config) (*Publisher, error) {
 		close(p.directCh)
 	}
 	p.workers.Add(cfg.Workers)
-	for range cfg.Workers {
-		go p.work()
+	for i := range cfg.Workers {
+		go p.work(&p.inflight[i])
 	}
 	if p.spool != nil {
 		p.bg.Add(2)
@@ -455,9 +474,10 @@ func (p *Publisher) settleLeftovers() {
 // concurrent batches per partition), and writes or spools it. While
 // spooling it parks: the spiller alone takes records off the queue then,
 // so they reach the spool in queue order.
-func (p *Publisher) work() {
+func (p *Publisher) work(inflight *atomic.Int64) {
 	defer p.workers.Done()
 	b := newBatch(p.batchSize)
+	b.inflight = inflight
 	for {
 		if p.spool != nil && p.spooling.Load() {
 			select {
@@ -478,6 +498,7 @@ func (p *Publisher) work() {
 			// The write was abandoned and the sink may still hold the
 			// batch: never touch it again.
 			b = newBatch(p.batchSize)
+			b.inflight = inflight
 		}
 	}
 }
@@ -617,7 +638,13 @@ func (p *Publisher) enterSpooling(why string, cause error) {
 func (p *Publisher) flush(b *batch) bool {
 	msgs := b.messages()
 	start := time.Now()
+	if b.inflight != nil {
+		b.inflight.Store(start.UnixNano())
+	}
 	err := p.sink.Write(p.writeCtx, msgs)
+	if b.inflight != nil {
+		b.inflight.Store(0)
+	}
 	p.batchDuration.Observe(time.Since(start).Seconds())
 
 	failed := msgs[:0]
@@ -661,10 +688,19 @@ func (p *Publisher) spiller() {
 				return // writing directly: the workers drain the queue
 			}
 			if !p.spooling.Load() {
-				if len(p.queue) < p.spillAt {
+				n := len(p.queue)
+				switch {
+				case n < p.spillAt:
+					continue
+				case p.kafkaSlow():
+					p.enterSpooling("publish queue past its spill mark and a Kafka write in flight for over "+p.slowWrite.String(), nil)
+				case n >= p.fullMark:
+					p.enterSpooling("publish queue nearly full", nil)
+				default:
+					// Kafka answers promptly: the workers are short of
+					// CPU, and the queue absorbs the burst.
 					continue
 				}
-				p.enterSpooling("publish queue past its spill mark (Kafka slow)", nil)
 			}
 		}
 		select {
@@ -681,6 +717,18 @@ func (p *Publisher) spiller() {
 		case <-p.directSignal():
 		}
 	}
+}
+
+// kafkaSlow reports whether a worker's Kafka write has been in flight for
+// SlowWrite or more.
+func (p *Publisher) kafkaSlow() bool {
+	now := time.Now().UnixNano()
+	for i := range p.inflight {
+		if s := p.inflight[i].Load(); s != 0 && now-s >= int64(p.slowWrite) {
+			return true
+		}
+	}
+	return false
 }
 
 // replayer sends the spool to Kafka, oldest first, and ends spooling once
@@ -863,6 +911,8 @@ type batch struct {
 	keys, values [][]byte
 	msgs         []kafka.Message
 	failed       []kafka.Message
+	// inflight, for a worker's batch, records when its write started.
+	inflight *atomic.Int64
 }
 
 func newBatch(size int) *batch {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -484,5 +485,76 @@ func TestReplayDropsWhatKafkaNeverTakes(t *testing.T) {
 	}
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A queue past its spill mark with Kafka hanging for SlowWrite spools, long
+// before the queue is nearly full.
+func TestSlowWriteSpillsBeforeQueueIsFull(t *testing.T) {
+	gate := make(chan struct{})
+	sink := &switchSink{gate: gate}
+	sp := newSpool(t, t.TempDir(), 1<<30)
+	defer sp.Close()
+	p, reg := newPublisher(t, withSpool(Config{QueueSize: 1024, Workers: 1, BatchSize: 4, SpillAt: 32, SlowWrite: 50 * time.Millisecond}, sink, sp))
+	publishSeq(t, p, 0, 100) // the worker takes 4 into the hanging write; 96 queued, past 32, far below 992
+	time.Sleep(60 * time.Millisecond)
+	if p.Spooling() {
+		t.Fatal("spooling although no hit was published since the mark was passed")
+	}
+	publishSeq(t, p, 100, 101) // signals the spiller, which now sees a write older than SlowWrite
+	eventuallyTrue(t, "spooling after a write hung for SlowWrite", p.Spooling)
+	sink.mu.Lock()
+	sink.gate = nil
+	sink.mu.Unlock()
+	close(gate)
+	sink.waitFor(t, 101, 20*time.Second)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	order, _ := sink.distinct()
+	checkOrder(t, order, 101)
+	noDrops(t, reg)
+}
+
+// delaySink acknowledges every write after a fixed delay: a healthy broker
+// behind a busy edge.
+type delaySink struct {
+	delay time.Duration
+	n     atomic.Int64
+}
+
+func (s *delaySink) Write(ctx context.Context, msgs []kafka.Message) error {
+	time.Sleep(s.delay)
+	s.n.Add(int64(len(msgs)))
+	return nil
+}
+
+// A queue past its spill mark while Kafka answers promptly is a CPU-bound
+// edge, not a slow Kafka: no spooling (which would cost more CPU per hit)
+// until the queue is nearly full.
+func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
+	sink := &delaySink{delay: 5 * time.Millisecond}
+	sp := newSpool(t, t.TempDir(), 1<<30)
+	defer sp.Close()
+	// One worker writing 1 record per 5 ms: 200/s. 300 hits at once fill
+	// the queue past 32 and keep it there for over a second.
+	p, reg := newPublisher(t, withSpool(Config{QueueSize: 1024, Workers: 1, BatchSize: 1, SpillAt: 32, ReplayBatchSize: 256}, sink, sp))
+	publishSeq(t, p, 0, 300)
+	time.Sleep(200 * time.Millisecond)
+	publishSeq(t, p, 300, 301)
+	time.Sleep(50 * time.Millisecond)
+	if p.Spooling() {
+		t.Fatal("spooling with Kafka answering every write in 5 ms and the queue far from full")
+	}
+	// Filled to the brim, it spools rather than drop.
+	publishSeq(t, p, 301, 1060)
+	eventuallyTrue(t, "spooling once the queue is nearly full", p.Spooling)
+	eventuallyTrue(t, "every record written to Kafka, directly or replayed", func() bool { return sink.n.Load() >= 1060 })
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	noDrops(t, reg)
+	if got := sink.n.Load(); got != 1060 {
+		t.Fatalf("Kafka took %d records, want 1060", got)
 	}
 }
