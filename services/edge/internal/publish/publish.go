@@ -11,13 +11,15 @@
 // Spooling (with a Spool configured) starts when Kafka refuses records (the
 // refused batch becomes a front batch of the spool: it is older than
 // anything spooled after it) or when the queue fills past SpillAt while
-// Kafka is slow (a write in flight for SlowWrite or more) or nearly to the
-// brim (a spiller goroutine moves the queue to disk so the handler does not
-// drop). A queue past SpillAt with Kafka answering promptly means the edge
-// is short of CPU, and spooling would make that worse: every spooled hit
-// costs a disk write and a read back on top of its Kafka write, and once
-// spooling, every new hit goes through the disk until the spool is empty
-// (measured: a third of the hits of a saturated edge with a healthy broker). While spooling, every new record goes through the spool, so new
+// Kafka is slow (a write in flight for SlowWrite or more), or nearly to the
+// brim with no write acknowledged for SlowWrite (a spiller goroutine moves
+// the queue to disk so the handler does not drop). A queue past SpillAt with
+// Kafka answering promptly means the edge is short of CPU, and spooling
+// would make that worse: every spooled hit costs a disk write and a read
+// back on top of its Kafka write, and once spooling, every new hit goes
+// through the disk until the spool is empty (measured: a quarter of the hits
+// of a saturated edge with a healthy broker). Then only the excess of a
+// nearly full queue goes to disk (overflow), and new hits stay direct. While spooling, every new record goes through the spool, so new
 // hits never overtake spooled ones; one replayer goroutine sends the spool
 // to Kafka, oldest first, one batch at a time, retrying a failed batch with
 // backoff until Kafka takes it, and stops spooling once the spool is empty
@@ -131,7 +133,9 @@ type Publisher struct {
 	// inflight holds, per worker, when its current Kafka write started
 	// (unix ns), 0 when it has none.
 	inflight []atomic.Int64
-	yieldAt  int
+	// lastAck is when a worker's write was last acknowledged (unix ns).
+	lastAck atomic.Int64
+	yieldAt int
 	// yield is runtime.Gosched, replaceable in tests.
 	yield   func()
 	yields  prometheus.Counter
@@ -175,12 +179,14 @@ type Publisher struct {
 	droppedSpool   prometheus.Counter
 	droppedSpoolIO prometheus.Counter
 	fallbackKept   prometheus.Counter
+	overflowed     prometheus.Counter
 	spooled        prometheus.Counter
 	replayed       prometheus.Counter
 	batchDuration  prometheus.Histogram
 	fullLog        rateLog
 	failedLog      rateLog
 	spoolFullLog   rateLog
+	overflowLog    rateLog
 	replayLog      rateLog
 }
 
@@ -254,6 +260,10 @@ func New(cfg Config) (*Publisher, error) {
 		Name: "pixelstream_edge_fallback_kept_total",
 		Help: "Hits Kafka refused that the disk spool kept (part of pixelstream_edge_spooled_total).",
 	})
+	p.overflowed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pixelstream_edge_overflow_spooled_total",
+		Help: "Hits moved to the disk spool because the publish queue was nearly full while Kafka answered promptly: the edge is short of CPU (part of pixelstream_edge_spooled_total).",
+	})
 	p.spooled = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_spooled_total",
 		Help: "Hits written to the disk spool.",
@@ -280,7 +290,7 @@ func New(cfg Config) (*Publisher, error) {
 		Help: "Size of the publish queue; hits beyond it are dropped.",
 	})
 	queueCap.Set(float64(cfg.QueueSize))
-	collectors := []prometheus.Collector{dropped, p.yields, p.published, p.fallbackKept, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
+	collectors := []prometheus.Collector{dropped, p.yields, p.published, p.fallbackKept, p.overflowed, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
 	if p.spool != nil {
 		collectors = append(collectors,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -662,6 +672,9 @@ func (p *Publisher) flush(b *batch) bool {
 	default:
 		failed = msgs
 	}
+	if len(failed) < len(msgs) {
+		p.lastAck.Store(time.Now().UnixNano())
+	}
 	p.published.Add(float64(len(msgs) - len(failed)))
 	if len(failed) > 0 {
 		p.keepOrDrop(failed, true, firstError(err))
@@ -694,8 +707,11 @@ func (p *Publisher) spiller() {
 					continue
 				case p.kafkaSlow():
 					p.enterSpooling("publish queue past its spill mark and a Kafka write in flight for over "+p.slowWrite.String(), nil)
+				case n >= p.fullMark && p.ackedWithin(p.slowWrite):
+					p.overflow(b)
+					continue
 				case n >= p.fullMark:
-					p.enterSpooling("publish queue nearly full", nil)
+					p.enterSpooling("publish queue nearly full and no Kafka write acknowledged for "+p.slowWrite.String(), nil)
 				default:
 					// Kafka answers promptly: the workers are short of
 					// CPU, and the queue absorbs the burst.
@@ -717,6 +733,55 @@ func (p *Publisher) spiller() {
 		case <-p.directSignal():
 		}
 	}
+}
+
+// overflow moves the oldest queued records to the spool's tail until the
+// queue is down to half its spill mark, without leaving direct mode. Kafka
+// answers promptly, so this is a burst beyond what the workers can encode
+// and send (the edge is short of CPU), and only the excess pays the disk
+// round trip; spooling mode would send every new hit through the disk until
+// the spool is empty, which a saturated edge never reaches. The replayer
+// sends these records alongside the workers' writes, so they may reach Kafka
+// after newer hits, as hits of one visitor through two edge replicas can;
+// the enricher's sessions accept hits out of order.
+func (p *Publisher) overflow(b *batch) {
+	low := p.spillAt / 2
+	moved := 0
+loop:
+	for len(p.queue) > low {
+		select {
+		case r, ok := <-p.queue:
+			if !ok {
+				break loop
+			}
+			b.add(r)
+			p.recycle(r)
+			p.fillBatch(b)
+			moved += b.len()
+			p.appendSpool(b.messages())
+			b.reset()
+		default:
+			break loop
+		}
+	}
+	if moved == 0 {
+		return
+	}
+	p.overflowed.Add(float64(moved))
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	if n, ok := p.overflowLog.allow(); ok {
+		p.log.Warn("publish queue nearly full while Kafka answers promptly (the edge is short of CPU): moved the oldest hits to the spool",
+			zap.Int("records", moved), zap.Int("queue_size", cap(p.queue)), zap.Int64("events", n))
+	}
+}
+
+// ackedWithin reports whether a worker's write was acknowledged within d.
+func (p *Publisher) ackedWithin(d time.Duration) bool {
+	last := p.lastAck.Load()
+	return last != 0 && time.Now().UnixNano()-last < int64(d)
 }
 
 // kafkaSlow reports whether a worker's Kafka write has been in flight for
@@ -742,8 +807,10 @@ func (p *Publisher) replayer() {
 		default:
 		}
 		if !p.spooling.Load() {
-			// Idle. Records can still appear: appended just as spooling
-			// ended (a worker decided to spool before the switch).
+			// Direct mode. Records still appear in the spool: overflow
+			// (see overflow), or appended just as spooling ended (a
+			// worker decided to spool before the switch). They are sent
+			// alongside the workers' writes; new hits keep going direct.
 			b, err := p.spool.Take(p.replayMax, time.Second, p.wake)
 			if err != nil || b == nil {
 				if err != nil && !errors.Is(err, spool.ErrClosed) {
@@ -751,7 +818,6 @@ func (p *Publisher) replayer() {
 				}
 				continue
 			}
-			p.enterSpooling("hits found in the spool", nil)
 			if !p.replayBatch(b) {
 				return
 			}

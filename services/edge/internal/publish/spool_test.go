@@ -531,7 +531,8 @@ func (s *delaySink) Write(ctx context.Context, msgs []kafka.Message) error {
 
 // A queue past its spill mark while Kafka answers promptly is a CPU-bound
 // edge, not a slow Kafka: no spooling (which would cost more CPU per hit)
-// until the queue is nearly full.
+// until the queue is nearly full, and then only the excess goes to disk,
+// without spooling mode; every hit still reaches Kafka.
 func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	sink := &delaySink{delay: 5 * time.Millisecond}
 	sp := newSpool(t, t.TempDir(), 1<<30)
@@ -543,12 +544,22 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	publishSeq(t, p, 300, 301)
 	time.Sleep(50 * time.Millisecond)
-	if p.Spooling() {
-		t.Fatal("spooling with Kafka answering every write in 5 ms and the queue far from full")
+	if p.Spooling() || counter(t, reg, "pixelstream_edge_spooled_total") != 0 {
+		t.Fatal("spooled with Kafka answering every write in 5 ms and the queue far from full")
 	}
-	// Filled to the brim, it spools rather than drop.
+	// Filled to the brim (992 of 1024), the excess goes to the spool,
+	// while new hits keep going direct.
 	publishSeq(t, p, 301, 1060)
-	eventuallyTrue(t, "spooling once the queue is nearly full", p.Spooling)
+	eventuallyTrue(t, "the excess moved to the spool", func() bool {
+		return counter(t, reg, "pixelstream_edge_overflow_spooled_total") > 0
+	})
+	if p.Spooling() {
+		t.Fatal("in spooling mode after an overflow with Kafka healthy")
+	}
+	over := counter(t, reg, "pixelstream_edge_overflow_spooled_total")
+	if spooled := counter(t, reg, "pixelstream_edge_spooled_total"); spooled != over {
+		t.Fatalf("spooled %v, overflow %v: only the overflow should have gone to disk", spooled, over)
+	}
 	eventuallyTrue(t, "every record written to Kafka, directly or replayed", func() bool { return sink.n.Load() >= 1060 })
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -557,4 +568,21 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	if got := sink.n.Load(); got != 1060 {
 		t.Fatalf("Kafka took %d records, want 1060", got)
 	}
+	t.Logf("%v of 1060 hits overflowed to the spool", over)
+}
+
+// counter returns the value of an unlabelled counter.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
