@@ -3,6 +3,7 @@ package device
 import (
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 
@@ -91,7 +92,7 @@ func (in info) need() [][]string {
 			return
 		}
 		for _, o := range out {
-			if sameSet(o, set) {
+			if slices.Equal(o, set) {
 				return
 			}
 		}
@@ -428,49 +429,29 @@ func (f *filtered) parse(line string) (*uaparser.UserAgent, *uaparser.Os, *uapar
 	try := func(n *compiledNeed) bool { return !ok || n.admits(found) }
 
 	ua := new(uaparser.UserAgent)
-	for i, p := range f.uap.UA {
-		if try(f.ua[i]) {
-			if p.Match(line, ua); ua.Family != "" {
-				break
-			}
-		}
-	}
-	if ua.Family == "" {
-		ua.Family = "Other"
-	}
+	firstMatch(f.uap.UA, f.ua, try, line, ua, func(u *uaparser.UserAgent) *string { return &u.Family })
 	os := new(uaparser.Os)
-	for i, p := range f.uap.OS {
-		if try(f.os[i]) {
-			if p.Match(line, os); os.Family != "" {
-				break
-			}
-		}
-	}
-	if os.Family == "" {
-		os.Family = "Other"
-	}
+	firstMatch(f.uap.OS, f.os, try, line, os, func(o *uaparser.Os) *string { return &o.Family })
 	d := new(uaparser.Device)
-	for i, p := range f.uap.Device {
-		if try(f.device[i]) {
-			if p.Match(line, d); d.Family != "" {
-				break
-			}
-		}
-	}
-	if d.Family == "" {
-		d.Family = "Other"
-	}
+	firstMatch(f.uap.Device, f.device, try, line, d, func(d *uaparser.Device) *string { return &d.Family })
 	return ua, os, d
 }
 
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// matcher is uap-go's expression type of one list (user agent, OS, device).
+type matcher[T any] interface{ Match(line string, out *T) }
+
+// firstMatch does what uap-go's ParseUserAgent, ParseOs and ParseDevice do
+// without their caches: the expressions are tried in order until one gives
+// a family ("Other" if none does), except that those the prefilter rules
+// out are skipped.
+func firstMatch[T any, M matcher[T]](pats []M, needs []*compiledNeed, admit func(*compiledNeed) bool,
+	line string, out *T, family func(*T) *string) {
+	for i, p := range pats {
+		if admit(needs[i]) {
+			if p.Match(line, out); *family(out) != "" {
+				return
+			}
 		}
 	}
-	return true
+	*family(out) = "Other"
 }
