@@ -125,13 +125,15 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if produceStage.MaxRecordBytes == 0 {
 		produceStage.MaxRecordBytes = 1 << 20 // kafka-go's default BatchBytes
 	}
+	age := pipeline.NewEventAge(reg)
 	deliver := pipeline.Chain(
 		pipeline.WithRetry(pipeline.WithMetrics(produceStage, "produce", stageMetrics), backoff, retryLog("produce")),
+		pipeline.ObserveAge(age, "produced"),
 		pipeline.StageFunc(func(context.Context, *pipeline.Batch) error { health.ok(); return nil }),
 	)
 	run := &runner.Runner{
 		Source:  reader,
-		Prepare: pipeline.WithMetrics(enrichStage, "enrich", stageMetrics),
+		Prepare: pipeline.Chain(pipeline.ObserveAge(age, "fetched"), pipeline.WithMetrics(enrichStage, "enrich", stageMetrics)),
 		Deliver: deliver,
 		// Committed in a goroutine of its own, so the next batch is
 		// produced during this one's commit round trip (runner's doc).

@@ -111,3 +111,24 @@ func TestPending(t *testing.T) {
 		t.Fatalf("pending = %v", got)
 	}
 }
+
+func TestObserveAge(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	h := NewEventAge(reg)
+	now := time.Now()
+	b := &Batch{In: []kafka.Message{{Time: now.Add(-2 * time.Second)}, {Time: now.Add(-20 * time.Millisecond)}, {}}}
+	if err := ObserveAge(h, "fetched").Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := mfs[0].GetMetric()[0].GetHistogram()
+	if hist.GetSampleCount() != 2 {
+		t.Fatalf("%d samples, want 2 (the record without a timestamp skipped)", hist.GetSampleCount())
+	}
+	if s := hist.GetSampleSum(); s < 2.02 || s > 2.5 {
+		t.Fatalf("sum of ages %v s, want about 2.02", s)
+	}
+}
