@@ -10,17 +10,19 @@ import (
 	"github.com/ua-parser/uap-go/uaparser"
 )
 
-// An uncached uap-go parse tries its ~1,000 expressions in order until one
+// An uncached uap-go parse tries its ~1,200 expressions in order until one
 // matches, and Go's regexp engine needs a full scan of the string to reject
-// most of them: ~1 ms per never-seen User-Agent, which set the enricher's
-// throughput on real traffic (2 % of hits carry a new string). Nearly every
-// expression needs some literal text to match ("FBAV", "Instagram",
-// "SM-", "iPhone"), so a prefilter that checks for that text first rejects
-// almost all of them with a substring search, the way uap-core's Rust port
-// (regex-filtered) does. The expressions that can match are then run by
-// uap-go's own Match methods in their original order, so results are exactly
-// uap-go's (TestPrefilterMatchesUAP compares them on thousands of strings,
-// and FuzzPrefilter on arbitrary ones).
+// most of them: 0.6–1.4 ms per never-seen User-Agent, which set the
+// enricher's throughput on real traffic (2 % of hits carry a new string).
+// Nearly every expression needs some literal text to match ("FBAV",
+// "Instagram", "SM-", "iPhone"), so a prefilter that looks for that text
+// first rules out almost all of them, the way uap-core's Rust port
+// (regex-filtered) does: the literals of every expression go into one trie,
+// one pass over the lowercased string finds those present, and an expression
+// runs only if each of its required sets has one present. The expressions
+// that can match are run by uap-go's own Match methods in their original
+// order, so results are exactly uap-go's (TestPrefilterMatchesUAP compares
+// them on 5,660 real strings, FuzzPrefilter on arbitrary ones).
 
 // need is what a match of an expression must contain: for every set in
 // sets, at least one of its strings (ASCII-lowercased). A nil need means
@@ -30,8 +32,9 @@ type need struct {
 }
 
 // minLiteral is the shortest literal worth checking. Two bytes still reject
-// most strings ("LG", "GT-" after a class), and a substring check costs
-// ~10 ns where a rejected expression costs microseconds.
+// most strings ("LG", "GT-" after a class), and looking a literal up costs
+// nothing once the trie has scanned the string, where a rejected expression
+// costs microseconds.
 const minLiteral = 2
 
 // maxExact bounds the strings tracked while combining the parts of a
@@ -39,8 +42,8 @@ const minLiteral = 2
 const maxExact = 64
 
 // maxLits bounds the alternatives in one set. uap-core's bot lists are
-// single alternations of ~200 names; checking 200 substrings costs a few
-// microseconds where running the expression costs ~100.
+// single alternations of ~200 names; checking 200 bits costs nanoseconds
+// where running the expression costs ~100 µs.
 const maxLits = 512
 
 // maxSets bounds the sets checked for one expression: the most selective
