@@ -10,20 +10,24 @@
 //
 // Spooling (with a Spool configured) starts when Kafka refuses records (the
 // refused batch becomes a front batch of the spool: it is older than
-// anything spooled after it) or when the queue fills past SpillAt while
-// Kafka is slow (a write in flight for SlowWrite or more), or nearly to the
-// brim with no write acknowledged for SlowWrite (a spiller goroutine moves
-// the queue to disk so the handler does not drop). A queue past SpillAt with
-// Kafka answering promptly means the edge is short of CPU, and spooling
-// would make that worse: every spooled hit costs a disk write and a read
-// back on top of its Kafka write, and once spooling, every new hit goes
-// through the disk until the spool is empty (measured: a quarter of the hits
-// of a saturated edge with a healthy broker). Then only the excess of a
-// nearly full queue goes to disk (overflow), and new hits stay direct. While spooling, every new record goes through the spool, so new
-// hits never overtake spooled ones; one replayer goroutine sends the spool
-// to Kafka, oldest first, one batch at a time, retrying a failed batch with
-// backoff until Kafka takes it, and stops spooling once the spool is empty
-// (checked while appends are held off, so nothing slips past).
+// anything spooled after it), when the queue is past SpillAt while Kafka is
+// slow (a write in flight for SlowWrite or more), or when it is nearly full
+// with no write acknowledged for SlowWrite (a spiller goroutine then moves
+// the queue to disk so the handler does not drop). While spooling, every new
+// record goes through the spool, so new hits never overtake spooled ones;
+// one replayer goroutine sends the spool to Kafka, oldest first, one batch
+// at a time, retrying a failed batch with backoff until Kafka takes it, and
+// stops spooling once the spool is empty (checked while appends are held
+// off, so nothing slips past).
+//
+// A queue past SpillAt while Kafka answers promptly means the edge is short
+// of CPU, and spooling mode would make that worse: every spooled hit costs a
+// disk write and a read back on top of its Kafka write, and a saturated edge
+// never empties the spool (measured: a quarter of the hits of a saturated
+// edge with a healthy broker went through the disk). Then the queue absorbs
+// the burst, request goroutines yield their CPU to the workers, and only
+// when the queue is nearly full does its excess go to the spool (overflow),
+// new hits staying direct.
 //
 // In-flight memory is bounded: the queue holds at most QueueSize records,
 // each worker and the spiller at most BatchSize encoded records, the
@@ -87,11 +91,10 @@ type Config struct {
 	Workers int
 	// BatchSize bounds the records per Sink write.
 	BatchSize int
-	// SpillAt is the queue length at which the queue is moved to the spool
-	// (default 90% of QueueSize). Lower marks spill on short bursts a
-	// healthy broker would absorb, and once spooling, every hit goes through
-	// the disk until the spool is empty: measured at half the queue, a
-	// healthy broker under sustained load sent nearly all hits via disk.
+	// SpillAt is the queue length past which the queue is moved to the
+	// spool when Kafka is slow (default 90% of QueueSize). A lower mark
+	// spills on short bursts a slow broker would still absorb, and once
+	// spooling, every hit goes through the disk until the spool is empty.
 	SpillAt int
 	// SlowWrite is how long a Kafka write may be in flight before Kafka
 	// counts as slow (default 500 ms; a healthy write takes 5–50 ms).
