@@ -60,6 +60,28 @@ func (s *switchSink) Write(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// release makes a slow sink fast again: writes waiting on gate go on, and
+// later writes no longer wait.
+func (s *switchSink) release(gate chan struct{}) {
+	s.mu.Lock()
+	s.gate = nil
+	s.mu.Unlock()
+	close(gate)
+}
+
+// closeInOrder waits until n records reached Kafka, closes p, and checks
+// that they arrived in order and nothing was dropped.
+func closeInOrder(t *testing.T, p *Publisher, sink *switchSink, reg *prometheus.Registry, n int) {
+	t.Helper()
+	sink.waitFor(t, n, 20*time.Second)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	order, _ := sink.distinct()
+	checkOrder(t, order, n)
+	noDrops(t, reg)
+}
+
 func seqOfValue(v []byte) int {
 	var r hit.Raw
 	if err := r.Unmarshal(v); err != nil {
@@ -308,17 +330,8 @@ func TestSlowKafkaSpills(t *testing.T) {
 	if !p.Spooling() {
 		t.Fatal("not spooling while Kafka hangs")
 	}
-	sink.mu.Lock()
-	sink.gate = nil
-	sink.mu.Unlock()
-	close(gate)
-	sink.waitFor(t, 2000, 20*time.Second)
-	if err := p.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	order, _ := sink.distinct()
-	checkOrder(t, order, 2000)
-	noDrops(t, reg)
+	sink.release(gate)
+	closeInOrder(t, p, sink, reg, 2000)
 }
 
 // TestShutdownSpoolsWhatKafkaDidNotTake: Kafka hangs at shutdown; every
@@ -503,17 +516,8 @@ func TestSlowWriteSpillsBeforeQueueIsFull(t *testing.T) {
 	}
 	publishSeq(t, p, 100, 101) // signals the spiller, which now sees a write older than SlowWrite
 	eventuallyTrue(t, "spooling after a write hung for SlowWrite", p.Spooling)
-	sink.mu.Lock()
-	sink.gate = nil
-	sink.mu.Unlock()
-	close(gate)
-	sink.waitFor(t, 101, 20*time.Second)
-	if err := p.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	order, _ := sink.distinct()
-	checkOrder(t, order, 101)
-	noDrops(t, reg)
+	sink.release(gate)
+	closeInOrder(t, p, sink, reg, 101)
 }
 
 // delaySink acknowledges every write after a fixed delay: a healthy broker
