@@ -182,17 +182,20 @@ func parse(b []byte) (netip.Addr, bool) {
 	return a, true
 }
 
-// isPort reports whether b is ":" followed by 1 to 5 decimal digits.
+// isPort reports whether b is ":" followed by a decimal port number, 0 to
+// 65535 ("1.2.3.4:70000" is not an address with a port, as netip says too).
 func isPort(b []byte) bool {
 	if len(b) < 2 || len(b) > 6 || b[0] != ':' {
 		return false
 	}
+	n := 0
 	for _, c := range b[1:] {
 		if c < '0' || c > '9' {
 			return false
 		}
+		n = n*10 + int(c-'0')
 	}
-	return true
+	return n <= 65535
 }
 
 func trimOWS(b []byte) []byte {
