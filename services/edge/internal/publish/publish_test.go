@@ -361,7 +361,7 @@ func BenchmarkPublish(b *testing.B) {
 func TestPublishYieldsWhenQueueFills(t *testing.T) {
 	gate := make(chan struct{})
 	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error { <-gate; return nil })
-	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: 16, Workers: 1, BatchSize: 1})
+	p, _ := newPublisher(t, Config{Sink: sink, QueueSize: 16, Workers: 1, BatchSize: 1})
 	var yields int
 	p.yield = func() { yields++ }
 
@@ -388,16 +388,7 @@ func TestPublishYieldsWhenQueueFills(t *testing.T) {
 	if yields != 7 {
 		t.Fatalf("%d yields, want 7 (queue lengths 4 to 10)", yields)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var counted float64
-	for _, mf := range mfs {
-		if mf.GetName() == "pixelstream_edge_publish_yields_total" {
-			counted = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
+	counted := testutil.ToFloat64(p.yields)
 	if counted != 7 {
 		t.Fatalf("pixelstream_edge_publish_yields_total = %v, want 7", counted)
 	}

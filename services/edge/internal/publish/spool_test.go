@@ -548,20 +548,20 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	publishSeq(t, p, 300, 301)
 	time.Sleep(50 * time.Millisecond)
-	if p.Spooling() || counter(t, reg, "pixelstream_edge_spooled_total") != 0 {
+	if p.Spooling() || testutil.ToFloat64(p.spooled) != 0 {
 		t.Fatal("spooled with Kafka answering every write in 5 ms and the queue far from full")
 	}
 	// Filled to the brim (992 of 1024), the excess goes to the spool,
 	// while new hits keep going direct.
 	publishSeq(t, p, 301, 1060)
 	eventuallyTrue(t, "the excess moved to the spool", func() bool {
-		return counter(t, reg, "pixelstream_edge_overflow_spooled_total") > 0
+		return testutil.ToFloat64(p.overflowed) > 0
 	})
 	if p.Spooling() {
 		t.Fatal("in spooling mode after an overflow with Kafka healthy")
 	}
-	over := counter(t, reg, "pixelstream_edge_overflow_spooled_total")
-	if spooled := counter(t, reg, "pixelstream_edge_spooled_total"); spooled != over {
+	over := testutil.ToFloat64(p.overflowed)
+	if spooled := testutil.ToFloat64(p.spooled); spooled != over {
 		t.Fatalf("spooled %v, overflow %v: only the overflow should have gone to disk", spooled, over)
 	}
 	eventuallyTrue(t, "every record written to Kafka, directly or replayed", func() bool { return sink.n.Load() >= 1060 })
@@ -573,20 +573,4 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 		t.Fatalf("Kafka took %d records, want 1060", got)
 	}
 	t.Logf("%v of 1060 hits overflowed to the spool", over)
-}
-
-// counter returns the value of an unlabelled counter.
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
