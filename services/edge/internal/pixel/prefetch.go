@@ -1,6 +1,10 @@
 package pixel
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/pixelstream/pixelstream/services/edge/internal/clientip"
+)
 
 // Speculative reports whether request headers mark a load the user may never
 // see: a prefetch or prerender. Such hits are recorded with Prefetch set so
@@ -39,7 +43,7 @@ func hasToken(v, a, b []byte) bool {
 		if i := bytes.IndexByte(item, ';'); i >= 0 {
 			item = item[:i]
 		}
-		item = trimOWS(item)
+		item = clientip.TrimOWS(item)
 		if equalFold(item, a) || (b != nil && equalFold(item, b)) {
 			return true
 		}
@@ -61,14 +65,4 @@ func equalFold(s, t []byte) bool {
 		}
 	}
 	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

@@ -50,6 +50,7 @@ import (
 
 	"github.com/pixelstream/pixelstream/pkg/errclass"
 	"github.com/pixelstream/pixelstream/pkg/hit"
+	"github.com/pixelstream/pixelstream/pkg/logging"
 	"github.com/pixelstream/pixelstream/services/edge/internal/spool"
 )
 
@@ -186,11 +187,11 @@ type Publisher struct {
 	spooled        prometheus.Counter
 	replayed       prometheus.Counter
 	batchDuration  prometheus.Histogram
-	fullLog        rateLog
-	failedLog      rateLog
-	spoolFullLog   rateLog
-	overflowLog    rateLog
-	replayLog      rateLog
+	fullLog        logging.Throttle
+	failedLog      logging.Throttle
+	spoolFullLog   logging.Throttle
+	overflowLog    logging.Throttle
+	replayLog      logging.Throttle
 }
 
 // New starts a Publisher's workers and registers its metrics.
@@ -385,7 +386,7 @@ func (p *Publisher) Publish(r *hit.Raw) bool {
 	if p.spool != nil {
 		p.signalSpill()
 	}
-	if n, ok := p.fullLog.allow(); ok {
+	if n, ok := p.fullLog.Allow(); ok {
 		p.log.Warn("publish queue full: dropping hits", zap.Int64("dropped", n), zap.Int("queue_size", cap(p.queue)))
 	}
 	return false
@@ -579,7 +580,7 @@ func (p *Publisher) spoolDrop(n int, err error) {
 	} else {
 		p.droppedSpoolIO.Add(float64(n))
 	}
-	if c, ok := p.spoolFullLog.allow(); ok {
+	if c, ok := p.spoolFullLog.Allow(); ok {
 		p.log.Error("spool cannot keep hits: dropping them", zap.Error(err), zap.Int("records", n),
 			zap.Int64("spool_bytes", p.spool.Bytes()), zap.Int64("spool_max_bytes", p.spool.MaxBytes()),
 			zap.Int64("events", c))
@@ -597,7 +598,7 @@ func (p *Publisher) keepOrDrop(msgs []kafka.Message, refused bool, cause error) 
 	if p.spool == nil {
 		if refused {
 			p.droppedFailed.Add(float64(len(msgs)))
-			if n, ok := p.failedLog.allow(); ok {
+			if n, ok := p.failedLog.Allow(); ok {
 				p.log.Error("publishing to Kafka failed: dropping hits", zap.Error(cause),
 					zap.Int("records", len(msgs)), zap.Int64("failed_batches", n))
 			}
@@ -775,7 +776,7 @@ loop:
 	case p.wake <- struct{}{}:
 	default:
 	}
-	if n, ok := p.overflowLog.allow(); ok {
+	if n, ok := p.overflowLog.Allow(); ok {
 		p.log.Warn("publish queue nearly full while Kafka answers promptly (the edge is short of CPU): moved the oldest hits to the spool",
 			zap.Int("records", moved), zap.Int("queue_size", cap(p.queue)), zap.Int64("events", n))
 	}
@@ -938,7 +939,7 @@ func (p *Publisher) replayBatch(b *spool.Batch) bool {
 			break
 		}
 		msgs = failed
-		if n, ok := p.replayLog.allow(); ok {
+		if n, ok := p.replayLog.Allow(); ok {
 			p.log.Warn("replaying the spool to Kafka failed; retrying", zap.Error(firstError(err)),
 				zap.Int("records", len(msgs)), zap.Duration("backoff", backoff), zap.Int64("failures", n))
 		}
@@ -1027,23 +1028,4 @@ func (b *batch) reset() {
 		b.failed[i] = kafka.Message{}
 	}
 	b.failed = b.failed[:0]
-}
-
-// rateLog lets one log line through per second and counts the events it
-// held back, so a flood of drops costs a counter increment, not a log write.
-type rateLog struct {
-	next   atomic.Int64 // unix nanos before which lines are suppressed
-	events atomic.Int64
-}
-
-// allow records one event and reports whether to log now, with the number
-// of events since the last line.
-func (l *rateLog) allow() (int64, bool) {
-	l.events.Add(1)
-	now := time.Now().UnixNano()
-	next := l.next.Load()
-	if now < next || !l.next.CompareAndSwap(next, now+int64(time.Second)) {
-		return 0, false
-	}
-	return l.events.Swap(0), true
 }

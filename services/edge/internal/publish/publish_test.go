@@ -291,23 +291,6 @@ func TestCloseDeadlineAbandonsStuckWrites(t *testing.T) {
 	}
 }
 
-func TestRateLog(t *testing.T) {
-	var l rateLog
-	n, ok := l.allow()
-	if !ok || n != 1 {
-		t.Fatalf("first event: %d %v", n, ok)
-	}
-	for range 10 {
-		if _, ok := l.allow(); ok {
-			t.Fatal("second line within a second")
-		}
-	}
-	l.next.Store(0)
-	if n, ok := l.allow(); !ok || n != 11 {
-		t.Fatalf("after the interval: %d %v, want 11 true", n, ok)
-	}
-}
-
 // discardSink acknowledges everything at once.
 type discardSink struct{ n atomic.Int64 }
 

@@ -47,6 +47,8 @@ import (
 	diskqueue "github.com/nsqio/go-diskqueue"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/pixelstream/pixelstream/pkg/logging"
 )
 
 // Config configures a Spool.
@@ -121,7 +123,7 @@ type Spool struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
-	dqLog     rateLimited
+	dqLog     logging.Throttle
 }
 
 type errBox struct{ err error }
@@ -215,7 +217,7 @@ func (s *Spool) logDiskQueue(lvl diskqueue.LogLevel, f string, args ...any) {
 		}
 		return
 	}
-	if n, ok := s.dqLog.allow(); ok {
+	if n, ok := s.dqLog.Allow(); ok {
 		s.log.Warn("spool disk queue: "+fmt.Sprintf(f, args...), zap.String("level", lvl.String()), zap.Int64("messages", n))
 	}
 }
@@ -712,22 +714,6 @@ func (s *Spool) unlock() {
 		s.lock.Close()
 		s.lock = nil
 	}
-}
-
-// rateLimited lets one event a second through and counts the others.
-type rateLimited struct {
-	next   atomic.Int64
-	events atomic.Int64
-}
-
-func (l *rateLimited) allow() (int64, bool) {
-	l.events.Add(1)
-	now := time.Now().UnixNano()
-	next := l.next.Load()
-	if now < next || !l.next.CompareAndSwap(next, now+int64(time.Second)) {
-		return 0, false
-	}
-	return l.events.Swap(0), true
 }
 
 var _ io.Closer = (*Spool)(nil)
