@@ -328,6 +328,12 @@ func partitionBounds(ctx context.Context, brokers []string, topic string) (map[i
 	return bounds, nil
 }
 
+// temporary reports whether err is a Kafka error that passes by itself.
+func temporary(err error) bool {
+	var kerr kafka.Error
+	return errors.As(err, &kerr) && kerr.Temporary()
+}
+
 // ReadAll reads topic from the beginning of every partition with kafka-go
 // (one partition reader each, no consumer group, nothing committed) and
 // returns the messages ordered by partition, then offset. With want > 0 it
@@ -340,6 +346,13 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout tim
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	bounds, err := partitionBounds(ctx, brokers, topic)
+	// A topic created moments ago may not have its leaders elected yet
+	// (NotLeaderForPartition, LeaderNotAvailable): those errors pass, so
+	// wait for them within the timeout.
+	for err != nil && temporary(err) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		bounds, err = partitionBounds(ctx, brokers, topic)
+	}
 	if err != nil {
 		t.Fatalf("kafkatest: ReadAll %s: %v", topic, err)
 		return nil

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -362,4 +363,19 @@ func TestBrokersFallback(t *testing.T) {
 			t.Errorf("CreateTopics on an existing topic: %v", err)
 		}
 	})
+}
+
+// ReadAll waits out the errors of a topic whose leaders are not elected
+// yet, and only those.
+func TestTemporary(t *testing.T) {
+	for err, want := range map[error]bool{
+		fmt.Errorf("reading offsets of t/1: %w", kafka.NotLeaderForPartition): true,
+		fmt.Errorf("x: %w", kafka.LeaderNotAvailable):                         true,
+		fmt.Errorf("x: %w", kafka.TopicAuthorizationFailed):                   false,
+		errors.New("topic t has no partitions (does it exist?)"):              false,
+	} {
+		if got := temporary(err); got != want {
+			t.Errorf("temporary(%v) = %v, want %v", err, got, want)
+		}
+	}
 }
