@@ -91,14 +91,17 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 
 // edge holds the running parts, for the shutdown sequence.
 type edge struct {
-	srv      *server.Server
-	served   chan error
-	pub      *publish.Publisher
-	sink     *publish.KafkaSink
-	spool    *spool.Spool // nil without one
-	admin    *admin.Server
-	reload   context.CancelFunc
-	reloaded chan struct{}
+	srv    *server.Server
+	ln     net.Listener
+	served chan error
+	// serveDone is closed when srv.Serve has returned.
+	serveDone chan struct{}
+	pub       *publish.Publisher
+	sink      *publish.KafkaSink
+	spool     *spool.Spool // nil without one
+	admin     *admin.Server
+	reload    context.CancelFunc
+	reloaded  chan struct{}
 }
 
 // start builds and starts everything. On failure it undoes what it started
@@ -221,8 +224,12 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		return fail(exitFailure, "cannot listen", err)
 	}
 
-	e := &edge{srv: srv, served: make(chan error, 1), pub: pub, sink: sink, spool: sp, admin: adminSrv, reloaded: make(chan struct{})}
-	go func() { e.served <- srv.Serve(ln) }()
+	e := &edge{srv: srv, ln: ln, served: make(chan error, 1), serveDone: make(chan struct{}), pub: pub, sink: sink,
+		spool: sp, admin: adminSrv, reloaded: make(chan struct{})}
+	go func() {
+		defer close(e.serveDone)
+		e.served <- srv.Serve(ln)
+	}()
 	var reloadCtx context.Context
 	reloadCtx, e.reload = context.WithCancel(bg)
 	go func() {
@@ -268,6 +275,16 @@ func (e *edge) shutdown(cfg *config.Config, log *zap.Logger) bool {
 		}
 	}
 	step("http server", e.srv.Shutdown(ctx))
+	// fasthttp closes only the listeners its Serve has registered: a
+	// shutdown that comes before the Serve goroutine got that far would
+	// leave it accepting forever. Closing ln ends it either way (a second
+	// Close only returns an error).
+	_ = e.ln.Close()
+	select {
+	case <-e.serveDone:
+	case <-ctx.Done():
+		step("http server", fmt.Errorf("still serving at the shutdown deadline: %w", ctx.Err()))
+	}
 	e.reload()
 	<-e.reloaded
 	step("publisher flush", e.pub.Close(ctx))
