@@ -128,8 +128,6 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		Brokers:      cfg.KafkaBrokers,
 		Topic:        cfg.RawTopic,
 		ClientID:     "pixelstream-edge",
-		BatchTimeout: cfg.KafkaBatchTimeout,
-		BatchSize:    cfg.PublishBatchSize,
 		Compression:  cfg.Compression(),
 		MaxAttempts:  cfg.KafkaMaxAttempts,
 		WriteTimeout: cfg.KafkaWriteTimeout,
@@ -161,6 +159,7 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		QueueSize:  cfg.QueueSize,
 		Workers:    cfg.PublishWorkers,
 		BatchSize:  cfg.PublishBatchSize,
+		Linger:     cfg.PublishLinger,
 		Registerer: reg,
 		Log:        log,
 	})

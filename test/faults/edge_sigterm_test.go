@@ -1,16 +1,22 @@
 package faults
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // The edge gets SIGTERM under load while hits wait in its publish queue.
-// Its publishing is throttled (one worker, small batches, a 100 ms batch
-// timeout: ~150 hits/s against a 300 hits/s load) so the queue holds hundreds
-// of hits, and its shutdown timeout (3 s) is too short to publish them all:
+// Its publishing is throttled (one worker, small batches, and a Kafka
+// producer quota on its client id, so the broker delays it the way an
+// overloaded cluster does: fewer hits/s than the 300 hits/s load) so the
+// queue holds hundreds of hits, and its shutdown timeout (3 s) is too short
+// to publish them all:
 // what is not published by the deadline must be spooled to disk, not
 // dropped. The edge is then started again on the same spool dir, replays it,
 // and every hit it ever answered 200 for arrives.
@@ -21,9 +27,10 @@ func TestEdgeSIGTERM(t *testing.T) {
 	s := newServices(t, b, ts)
 	s.startEnricher()
 	s.edgeEnv = []string{
-		"EDGE_PUBLISH_WORKERS=1", "EDGE_PUBLISH_BATCH_SIZE=16", "EDGE_KAFKA_BATCH_TIMEOUT=100ms",
+		"EDGE_PUBLISH_WORKERS=1", "EDGE_PUBLISH_BATCH_SIZE=16",
 		"EDGE_DRAIN_DELAY=1s", "EDGE_SHUTDOWN_TIMEOUT=3s",
 	}
+	unthrottle := throttleEdge(t, b.addr, edgeQuotaBytes)
 	edge := s.startEdge()
 
 	const rate = 300
@@ -55,6 +62,7 @@ func TestEdgeSIGTERM(t *testing.T) {
 
 	// Start it again on the same spool dir, with normal publishing: it
 	// replays whatever it spooled while stopping.
+	unthrottle()
 	s.edgeEnv = nil
 	edge = s.startEdge()
 	outage := time.Since(termAt) // SIGTERM to ready again
@@ -90,6 +98,48 @@ func TestEdgeSIGTERM(t *testing.T) {
 	}
 	edge.Stop(t, 40*time.Second)
 	s.enr.Stop(t, 40*time.Second)
+}
+
+// edgeQuotaBytes is the producer quota of the throttled edge: its batches
+// of 16 hits are ~2 KB with LZ4, so a few batches a second.
+const edgeQuotaBytes = 8000
+
+// throttleEdge sets a Kafka producer byte-rate quota on the edge's client id
+// (pixelstream-edge): the broker then holds back its produce requests. It
+// returns a func that removes the quota (also run at cleanup).
+func throttleEdge(t *testing.T, addr string, bytesPerSec float64) func() {
+	t.Helper()
+	set := func(remove bool) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		c := &kafka.Client{Addr: kafka.TCP(addr)}
+		resp, err := c.AlterClientQuotas(ctx, &kafka.AlterClientQuotasRequest{Entries: []kafka.AlterClientQuotaEntry{{
+			Entities: []kafka.AlterClientQuotaEntity{{EntityType: "client-id", EntityName: "pixelstream-edge"}},
+			Ops:      []kafka.AlterClientQuotaOps{{Key: "producer_byte_rate", Value: bytesPerSec, Remove: remove}},
+		}}})
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.Entries {
+			if e.Error != nil {
+				return e.Error
+			}
+		}
+		return nil
+	}
+	if err := set(false); err != nil {
+		t.Fatalf("setting the edge's producer quota: %v", err)
+	}
+	var once sync.Once
+	undo := func() {
+		once.Do(func() {
+			if err := set(true); err != nil {
+				t.Errorf("removing the edge's producer quota: %v", err)
+			}
+		})
+	}
+	t.Cleanup(undo)
+	return undo
 }
 
 // waitSpoolDrained waits until the edge's spool is empty (spool_bytes 0);

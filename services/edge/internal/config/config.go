@@ -48,7 +48,7 @@ type Config struct {
 	QueueSize         int
 	PublishWorkers    int
 	PublishBatchSize  int
-	KafkaBatchTimeout time.Duration
+	PublishLinger     time.Duration
 	KafkaCompression  string
 	KafkaMaxAttempts  int
 	KafkaWriteTimeout time.Duration
@@ -96,7 +96,7 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.Int(&c.QueueSize, "queue-size", "EDGE_QUEUE_SIZE", 8192, "hits waiting for Kafka; when full, hits are dropped and counted, never waited for")
 	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "concurrent batch writes to Kafka")
 	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 1024, "most hits per batch write (larger batches amortise kafka-go's per-call cost)")
-	set.Duration(&c.KafkaBatchTimeout, "kafka-batch-timeout", "EDGE_KAFKA_BATCH_TIMEOUT", 5*time.Millisecond, "how long the Kafka writer waits to fill a partition batch")
+	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 0, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms); 0 writes what is queued at once, and batches still grow with load while writes are in flight")
 	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: none, snappy, lz4, zstd or gzip")
 	set.Int(&c.KafkaMaxAttempts, "kafka-max-attempts", "EDGE_KAFKA_MAX_ATTEMPTS", 3, "attempts per batch before its hits count as failed")
 	set.Duration(&c.KafkaWriteTimeout, "kafka-write-timeout", "EDGE_KAFKA_WRITE_TIMEOUT", 10*time.Second, "time allowed for one produce request")
@@ -194,7 +194,7 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{
 		{"-read-timeout", c.ReadTimeout}, {"-write-timeout", c.WriteTimeout}, {"-idle-timeout", c.IdleTimeout},
-		{"-kafka-batch-timeout", c.KafkaBatchTimeout}, {"-kafka-write-timeout", c.KafkaWriteTimeout},
+		{"-kafka-write-timeout", c.KafkaWriteTimeout},
 		{"-shutdown-timeout", c.ShutdownTimeout}, {"-projects-reload-interval", c.ProjectsReload},
 		{"-spool-sync-interval", c.SpoolSyncInterval},
 	} {
@@ -204,6 +204,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, fmt.Errorf("%w: -shutdown-drain-delay is %v, want 0 or more", ErrBadDuration, c.DrainDelay))
+	}
+	if c.PublishLinger < 0 {
+		errs = append(errs, fmt.Errorf("%w: -publish-linger is %v, want 0 or more", ErrBadDuration, c.PublishLinger))
 	}
 	return errors.Join(errs...)
 }

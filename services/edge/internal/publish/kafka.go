@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pixelstream/pixelstream/pkg/errclass"
+	"github.com/pixelstream/pixelstream/pkg/kafkawriter"
 )
 
 // KafkaConfig configures the Kafka sink.
@@ -21,19 +22,11 @@ type KafkaConfig struct {
 	Topic   string
 	// ClientID names this producer in broker logs and quotas.
 	ClientID string
-	// BatchTimeout is how long kafka-go waits to fill a partition batch.
-	// kafka-go's default of 1 s would add a second to every synchronous
-	// write at low traffic; a few milliseconds still merges the batches of
-	// concurrent workers.
-	BatchTimeout time.Duration
-	// BatchSize is the most records per partition batch; set it to the
-	// publisher's batch size so a worker's batch is not split further.
-	BatchSize int
 	// Compression codec for record batches.
 	Compression kafka.Compression
-	// MaxAttempts bounds produce attempts per batch (kafka-go retries
-	// inline, backing off between WriteBackoffMin and WriteBackoffMax,
-	// default 100ms and 1s). Attempts times backoff is the longest a batch
+	// MaxAttempts bounds produce attempts per batch (retried inline,
+	// backing off between WriteBackoffMin and WriteBackoffMax, default
+	// 100ms and 1s, as kafka-go does). Attempts times backoff is the longest a batch
 	// holds a worker while a broker is down.
 	MaxAttempts     int
 	WriteBackoffMin time.Duration
@@ -48,9 +41,11 @@ type KafkaConfig struct {
 }
 
 // KafkaSink writes batches to one topic through a single long-lived
-// kafka-go Writer (writers made per request leak goroutines and memory).
+// pkg/kafkawriter Writer: a worker's batch goes out as it is, one produce
+// request per partition. (kafka-go's Writer re-batched it per partition:
+// 70 % of the edge's allocated bytes, and a linger on every hit.)
 type KafkaSink struct {
-	w         *kafka.Writer
+	w         *kafkawriter.Writer
 	transport *kafka.Transport
 	cfg       KafkaConfig
 	log       *zap.Logger
@@ -97,30 +92,24 @@ func NewKafkaSink(cfg KafkaConfig) (*KafkaSink, error) {
 		IdleTimeout: 60 * time.Second,
 		MetadataTTL: 10 * time.Second,
 	}
-	debug := cfg.Log.Sugar()
+	w, err := kafkawriter.New(kafkawriter.Config{
+		Brokers:    cfg.Brokers,
+		Topic:      cfg.Topic,
+		Transport:  transport,
+		BackoffMin: cfg.WriteBackoffMin,
+		BackoffMax: cfg.WriteBackoffMax,
+		// kafkawriter's default too; never RequireNone, under which a hit
+		// the broker lost would still count as published.
+		RequiredAcks: kafka.RequireAll,
+		Compression:  cfg.Compression,
+		MaxAttempts:  cfg.MaxAttempts,
+		WriteTimeout: cfg.WriteTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s := &KafkaSink{
-		w: &kafka.Writer{
-			Addr:  kafka.TCP(cfg.Brokers...),
-			Topic: cfg.Topic,
-			// Same partition for the same key as the Java client (and so as
-			// Kafka Streams, Connect and ksqlDB producers).
-			Balancer:        &kafka.Murmur2Balancer{},
-			MaxAttempts:     cfg.MaxAttempts,
-			WriteBackoffMin: cfg.WriteBackoffMin,
-			WriteBackoffMax: cfg.WriteBackoffMax,
-			BatchSize:       cfg.BatchSize,
-			BatchTimeout:    cfg.BatchTimeout,
-			WriteTimeout:    cfg.WriteTimeout,
-			// The zero value is RequireNone: a hit the broker lost would
-			// still count as published.
-			RequiredAcks:           kafka.RequireAll,
-			Compression:            cfg.Compression,
-			AllowAutoTopicCreation: false,
-			Transport:              transport,
-			// Every failed batch is logged by the publisher with its reason;
-			// kafka-go's per-attempt messages are for debugging.
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { debug.Debugf("kafka-go: "+msg, args...) }),
-		},
+		w:         w,
 		transport: transport,
 		cfg:       cfg,
 		log:       cfg.Log,
@@ -266,11 +255,10 @@ func (s *KafkaSink) probe(ctx context.Context) error {
 }
 
 // Close stops the probe and closes the writer, waiting at most until ctx is
-// done: kafka-go's Close flushes and can block for minutes while a broker
-// is unreachable. On timeout the writer is abandoned (the process is about
-// to exit) and ctx's error is returned. Close the Publisher first: a kafka-go
-// Writer closed while a write is starting can wait forever for partition
-// writers that write created after Close emptied its table.
+// done: the writer's Close waits for writes in flight, which retry for a
+// while when a broker is unreachable. On timeout the writer is abandoned
+// (the process is about to exit) and ctx's error is returned. Close the
+// Publisher first, so no write starts during Close.
 func (s *KafkaSink) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {

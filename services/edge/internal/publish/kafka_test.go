@@ -18,7 +18,7 @@ import (
 func testSinkConfig(brokers []string, topic string) KafkaConfig {
 	return KafkaConfig{
 		Brokers: brokers, Topic: topic, ClientID: "edge-test",
-		BatchTimeout: 2 * time.Millisecond, BatchSize: 16, Compression: kafka.Lz4,
+		Compression: kafka.Lz4,
 		MaxAttempts: 3, WriteBackoffMin: 10 * time.Millisecond, WriteBackoffMax: 50 * time.Millisecond,
 		WriteTimeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond, Log: zap.NewNop(),
 	}

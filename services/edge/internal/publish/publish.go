@@ -92,6 +92,11 @@ type Config struct {
 	Workers int
 	// BatchSize bounds the records per Sink write.
 	BatchSize int
+	// Linger is how long a worker holding fewer than BatchSize records
+	// waits for more before writing them (Kafka's linger.ms). 0 writes what
+	// is queued at once: while every worker's write is in flight the queue
+	// fills, so batches grow with the load on their own.
+	Linger time.Duration
 	// SpillAt is the queue length past which the queue is moved to the
 	// spool when Kafka is slow (default 90% of QueueSize). A lower mark
 	// spills on short bursts a slow broker would still absorb, and once
@@ -130,6 +135,7 @@ type Publisher struct {
 	sink      Sink
 	spool     Spool
 	batchSize int
+	linger    time.Duration
 	replayMax int
 	spillAt   int
 	fullMark  int
@@ -214,6 +220,7 @@ func New(cfg Config) (*Publisher, error) {
 		sink:      cfg.Sink,
 		spool:     cfg.Spool,
 		batchSize: cfg.BatchSize,
+		linger:    cfg.Linger,
 		replayMax: cfg.ReplayBatchSize,
 		spillAt:   cfg.SpillAt,
 		backoff:   [2]time.Duration{cfg.ReplayBackoffMin, cfg.ReplayBackoffMax},
@@ -484,14 +491,15 @@ func (p *Publisher) settleLeftovers() {
 }
 
 // work is one worker: it batches whatever is queued, up to BatchSize,
-// without waiting for more (kafka-go's BatchTimeout already merges
-// concurrent batches per partition), and writes or spools it. While
+// waiting up to Linger for more, and writes or spools it. While
 // spooling it parks: the spiller alone takes records off the queue then,
 // so they reach the spool in queue order.
 func (p *Publisher) work(inflight *atomic.Int64) {
 	defer p.workers.Done()
 	b := newBatch(p.batchSize)
 	b.inflight = inflight
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		if p.spool != nil && p.spooling.Load() {
 			select {
@@ -508,6 +516,7 @@ func (p *Publisher) work(inflight *atomic.Int64) {
 		b.add(r)
 		p.recycle(r)
 		p.fillBatch(b)
+		p.lingerFill(b, linger)
 		if !p.route(b) {
 			// The write was abandoned and the sink may still hold the
 			// batch: never touch it again.
@@ -521,6 +530,29 @@ func (p *Publisher) directSignal() <-chan struct{} {
 	p.modeMu.RLock()
 	defer p.modeMu.RUnlock()
 	return p.directCh
+}
+
+// lingerFill waits up to Linger for records while b is not full.
+func (p *Publisher) lingerFill(b *batch, t *time.Timer) {
+	if p.linger <= 0 || b.len() >= p.batchSize {
+		return
+	}
+	t.Reset(p.linger)
+	defer t.Stop()
+	for b.len() < p.batchSize {
+		select {
+		case r, ok := <-p.queue:
+			if !ok {
+				return
+			}
+			b.add(r)
+			p.recycle(r)
+		case <-t.C:
+			return
+		case <-p.stop:
+			return
+		}
+	}
 }
 
 // fillBatch adds whatever is queued to b, up to the batch size.

@@ -108,7 +108,7 @@ func TestPublishToKafka(t *testing.T) {
 	brokers := kafkatest.NewCluster(t, topic)
 	sink, err := NewKafkaSink(KafkaConfig{
 		Brokers: brokers, Topic: topic, ClientID: "edge-test",
-		BatchTimeout: 2 * time.Millisecond, BatchSize: 16, Compression: kafka.Lz4,
+		Compression: kafka.Lz4,
 		MaxAttempts: 3, ProbeInterval: 50 * time.Millisecond, Log: zap.NewNop(),
 	})
 	if err != nil {
@@ -378,5 +378,49 @@ func TestPublishYieldsWhenQueueFills(t *testing.T) {
 	close(gate)
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLinger: a worker holding a part batch waits up to Linger for more
+// records, and writes a full batch without waiting.
+func TestLinger(t *testing.T) {
+	const linger = 300 * time.Millisecond
+	type write struct {
+		n  int
+		at time.Time
+	}
+	writes := make(chan write, 16)
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		writes <- write{len(msgs), time.Now()}
+		return nil
+	})
+	p, _ := newPublisher(t, Config{Sink: sink, QueueSize: 64, Workers: 1, BatchSize: 8, Linger: linger})
+	defer func() {
+		if err := p.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	publish := func(n int) {
+		for i := range n {
+			r := p.NewRecord()
+			fill(r, i)
+			if !p.Publish(r) {
+				t.Fatal("queue refused a record")
+			}
+		}
+	}
+
+	start := time.Now()
+	publish(3)
+	w := <-writes
+	if w.n != 3 || w.at.Sub(start) < linger*9/10 {
+		t.Fatalf("part batch: wrote %d records after %v, want 3 after about %v", w.n, w.at.Sub(start), linger)
+	}
+
+	start = time.Now()
+	publish(8)
+	w = <-writes
+	if w.n != 8 || w.at.Sub(start) >= linger {
+		t.Fatalf("full batch: wrote %d records after %v, want 8 at once", w.n, w.at.Sub(start))
 	}
 }
