@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
+	"github.com/pixelstream/pixelstream/pkg/kafkawriter"
 )
 
 // rawOf fills r as the edge would for h received at ns.
@@ -60,16 +61,17 @@ func cmdPrefill(args []string) error {
 	defer cancel()
 
 	const chunk = 4000
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(strings.Split(*brokers, ",")...),
+	// The edge's writer and LZ4 codec (64 KiB blocks), so the enricher
+	// reads frames like the edge's.
+	w, err := kafkawriter.New(kafkawriter.Config{
+		Brokers:      strings.Split(*brokers, ","),
 		Topic:        *topic,
-		Balancer:     &kafka.Murmur2Balancer{},
 		Compression:  compress.Lz4,
 		RequiredAcks: kafka.RequireOne,
-		BatchSize:    chunk,
-		BatchBytes:   8 << 20,
-		BatchTimeout: 2 * time.Millisecond,
 		WriteTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		return err
 	}
 	defer w.Close()
 

@@ -121,6 +121,8 @@ type generation struct {
 	// for one file, so the caches live and die with the generation.
 	cityCache recordCache[Result]
 	asnCache  recordCache[asnRecord]
+	// Record offsets by client address: a repeat visitor skips the walks.
+	ips ipCache
 	// refs counts the resolver's own reference (1 while current) plus one
 	// per in-flight lookup. It never rises again after reaching zero.
 	refs atomic.Int64
@@ -246,27 +248,46 @@ func (r *Resolver) Lookup(ip netip.Addr, out *Result) bool {
 	}
 	defer g.release()
 
+	city, asn := g.offsets(ip)
 	found := false
-	if res := g.city.Lookup(ip); res.Found() {
-		if cached := g.cityCache.get(res.Offset()); cached != nil {
+	if city != noRecord {
+		if cached := g.cityCache.get(city); cached != nil {
 			*out = *cached
 			found = true
-		} else if g.decodeCity(res, out) {
+		} else if g.decodeCity(g.city.LookupOffset(city), out) {
 			found = true
 		}
 	}
-	if g.asn != nil {
-		if res := g.asn.Lookup(ip); res.Found() {
-			if cached := g.asnCache.get(res.Offset()); cached != nil {
-				out.ASN, out.ASOrg = cached.Number, cached.Org
-				found = true
-			} else if a, ok := g.decodeASN(res); ok {
-				out.ASN, out.ASOrg = a.Number, a.Org
-				found = true
-			}
+	if asn != noRecord {
+		if cached := g.asnCache.get(asn); cached != nil {
+			out.ASN, out.ASOrg = cached.Number, cached.Org
+			found = true
+		} else if a, ok := g.decodeASN(g.asn.LookupOffset(asn)); ok {
+			out.ASN, out.ASOrg = a.Number, a.Org
+			found = true
 		}
 	}
 	return found
+}
+
+// offsets returns the data offsets of ip's City and ASN records (noRecord
+// for none), from the address cache or by walking the trees.
+func (g *generation) offsets(ip netip.Addr) (city, asn uintptr) {
+	key := ip.As16()
+	if city, asn, ok := g.ips.get(&key); ok {
+		return city, asn
+	}
+	city, asn = noRecord, noRecord
+	if res := g.city.Lookup(ip); res.Found() {
+		city = res.Offset()
+	}
+	if g.asn != nil {
+		if res := g.asn.Lookup(ip); res.Found() {
+			asn = res.Offset()
+		}
+	}
+	g.ips.put(&key, city, asn)
+	return city, asn
 }
 
 // decodeCity decodes a City record into out's location fields and caches

@@ -3,6 +3,7 @@ package geo
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -67,8 +68,17 @@ func TestLookup(t *testing.T) {
 		}},
 		{"invalid address", netip.Addr{}, false, Result{}},
 	}
-	// The second pass is served from the decoded-record caches.
-	for _, pass := range []string{"decoded", "cached"} {
+	// The second pass is served from the address and decoded-record
+	// caches; the third finds the offsets in the address cache and decodes
+	// the records again from them.
+	for _, pass := range []string{"decoded", "cached", "offsets-cached"} {
+		if pass == "offsets-cached" {
+			g := r.cur.Load()
+			for i := range g.cityCache.slots {
+				g.cityCache.slots[i].Store(nil)
+				g.asnCache.slots[i].Store(nil)
+			}
+		}
 		for _, tt := range tests {
 			t.Run(pass+"/"+tt.name, func(t *testing.T) {
 				out := junk
@@ -80,6 +90,29 @@ func TestLookup(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestIPCacheCollisions(t *testing.T) {
+	var c ipCache
+	a := netip.MustParseAddr("203.0.113.1").As16()
+	var b [16]byte
+	for i := 0; i == 0 || ipSlot(&b) != ipSlot(&a); i++ {
+		b = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}).As16()
+	}
+	if _, _, ok := c.get(&a); ok {
+		t.Fatal("empty cache hit")
+	}
+	c.put(&a, 1, noRecord)
+	if city, asn, ok := c.get(&a); !ok || city != 1 || asn != noRecord {
+		t.Fatalf("get(a) = %d, %d, %v", city, asn, ok)
+	}
+	c.put(&b, 2, 3)
+	if _, _, ok := c.get(&a); ok {
+		t.Fatal("a still found after b took its slot")
+	}
+	if city, asn, ok := c.get(&b); !ok || city != 2 || asn != 3 {
+		t.Fatalf("get(b) = %d, %d, %v", city, asn, ok)
 	}
 }
 
@@ -551,9 +584,11 @@ func BenchmarkLookupCacheMiss(b *testing.B) {
 	g := r.cur.Load()
 	cityOff := g.city.Lookup(ip).Offset()
 	asnOff := g.asn.Lookup(ip).Offset()
+	key := ip.As16()
 	var out Result
 	b.ReportAllocs()
 	for b.Loop() {
+		g.ips.slots[ipSlot(&key)].Store(nil)
 		g.cityCache.slots[slot(cityOff)].Store(nil)
 		g.asnCache.slots[slot(asnOff)].Store(nil)
 		if !r.Lookup(ip, &out) {
@@ -584,6 +619,41 @@ func BenchmarkLookupParallel(b *testing.B) {
 			r.Lookup(ip, &out)
 		}
 	})
+}
+
+// BenchmarkLookupRealCityVisitors runs against GEOIP_CITY_DB with many
+// addresses: "repeat" cycles through 20,000 (returning visitors, served by
+// the address cache), "new" through 2,000,000 (first visits: every lookup
+// walks the tree). The ratio is what the address cache saves.
+func BenchmarkLookupRealCityVisitors(b *testing.B) {
+	path := os.Getenv("GEOIP_CITY_DB")
+	if path == "" {
+		b.Skip("GEOIP_CITY_DB not set")
+	}
+	r, err := Open(path, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	ips := make([]netip.Addr, 2_000_000)
+	for i := range ips {
+		ips[i] = netip.AddrFrom4([4]byte{byte(1 + rnd.IntN(222)), byte(rnd.IntN(256)), byte(rnd.IntN(256)), byte(rnd.IntN(256))})
+	}
+	for _, bc := range []struct {
+		name string
+		n    int
+	}{{"repeat", 20_000}, {"new", len(ips)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var out Result
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				r.Lookup(ips[i%bc.n], &out)
+				i++
+			}
+		})
+	}
 }
 
 // BenchmarkLookupRealCity runs against GEOIP_CITY_DB, whose deeper tree and
