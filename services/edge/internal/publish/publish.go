@@ -193,6 +193,7 @@ type Publisher struct {
 	spooled        prometheus.Counter
 	replayed       prometheus.Counter
 	batchDuration  prometheus.Histogram
+	batchRecords   prometheus.Histogram
 	fullLog        logging.Throttle
 	failedLog      logging.Throttle
 	spoolFullLog   logging.Throttle
@@ -288,6 +289,11 @@ func New(cfg Config) (*Publisher, error) {
 		Help:    "Time to write one batch to Kafka, including retries.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
+	p.batchRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pixelstream_edge_publish_batch_records",
+		Help:    "Hits per batch write to Kafka, direct or replayed (a batch becomes one produce request per partition it touches).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096},
+	})
 	p.yields = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_publish_yields_total",
 		Help: "Hits whose request goroutine gave its CPU to the publish workers because the queue was a quarter full: the edge is short of CPU for publishing.",
@@ -301,7 +307,7 @@ func New(cfg Config) (*Publisher, error) {
 		Help: "Size of the publish queue; hits beyond it are dropped.",
 	})
 	queueCap.Set(float64(cfg.QueueSize))
-	collectors := []prometheus.Collector{dropped, p.yields, p.published, p.fallbackKept, p.overflowed, p.spooled, p.replayed, p.batchDuration, queueLen, queueCap}
+	collectors := []prometheus.Collector{dropped, p.yields, p.published, p.fallbackKept, p.overflowed, p.spooled, p.replayed, p.batchDuration, p.batchRecords, queueLen, queueCap}
 	if p.spool != nil {
 		collectors = append(collectors,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -692,6 +698,7 @@ func (p *Publisher) flush(b *batch) bool {
 		b.inflight.Store(0)
 	}
 	p.batchDuration.Observe(time.Since(start).Seconds())
+	p.batchRecords.Observe(float64(len(msgs)))
 
 	failed := msgs[:0]
 	var werrs kafka.WriteErrors
@@ -949,6 +956,7 @@ func (p *Publisher) replayBatch(b *spool.Batch) bool {
 		start := time.Now()
 		err := p.sink.Write(p.writeCtx, msgs)
 		p.batchDuration.Observe(time.Since(start).Seconds())
+		p.batchRecords.Observe(float64(len(msgs)))
 		var failed []kafka.Message
 		var werrs kafka.WriteErrors
 		switch {
