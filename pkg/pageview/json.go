@@ -2,6 +2,7 @@ package pageview
 
 import (
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -134,16 +135,20 @@ const hexDigits = "0123456789abcdef"
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does, so every record is valid JSON whatever the client
 // sent; <, > and & are escaped so the output is safe to embed in HTML.
+// The output is byte for byte what encoding/json.Marshal produces for s.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
+	start := 0 // s[start:i] is pending output that needs no escaping
+	for i := 0; ; {
+		// Almost every byte the enricher writes (URLs, User-Agents, names)
+		// is plain ASCII, so find the next byte that needs attention a word
+		// at a time and copy the whole run with one append below.
+		i = skipSafe(s, i)
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -158,7 +163,7 @@ func AppendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'b')
 			case '\f':
 				b = append(b, '\\', 'f')
-			default:
+			default: // other control characters, '<', '>', '&'
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
@@ -181,8 +186,90 @@ func AppendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
+		// Any other valid multi-byte rune is copied as is.
 		i += size
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// safeASCII[c] reports whether byte c is copied to a JSON string unchanged
+// without looking at its neighbours: printable ASCII other than " \ < > &.
+// It scans strings too short for a whole word.
+var safeASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
+// Byte-lane constants for the word-at-a-time scan: lanes*x repeats byte x in
+// all eight lanes of a uint64; highBits is the top bit of each lane.
+const (
+	lanes    = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// load64 returns s[i:i+8] as a little-endian word, so s[i] is the lowest
+// lane. The compiler combines the eight byte loads into one 64-bit load; it
+// avoids unsafe and the []byte conversion encoding/binary would need.
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// specialMask returns the top bit of every lane of x that holds a byte
+// AppendString cannot copy as is: < 0x20, >= 0x80, or one of " \ < > &.
+//
+// It is the classic "has zero byte" trick: with v = x XOR lanes*c, (v -
+// lanes) sets the top bit of the lanes where x equals c. The classic form
+// also needs &^v to drop lanes whose top bit was already set; here those are
+// bytes >= 0x80, which must be flagged anyway, so x itself is ORed in
+// instead. Equality tests are folded pairwise: '"' (0x22) and '&' (0x26)
+// differ only in bit 0x04, '<' (0x3c) and '>' (0x3e) only in bit 0x02, so
+// OR-ing that bit in before comparing with the higher one matches both at
+// once. x - lanes*0x20 sets the top bit of the lanes below 0x20.
+//
+// A subtraction borrows out of a lane only when that lane is flagged, and a
+// borrow can flag the lane above it, so only the lowest set bit is exact.
+// That is all the caller uses.
+func specialMask(x uint64) uint64 {
+	quoteAmp := x | lanes*0x04 ^ lanes*'&'
+	angle := x | lanes*0x02 ^ lanes*'>'
+	backslash := x ^ lanes*'\\'
+	return ((quoteAmp - lanes) | (angle - lanes) | (backslash - lanes) | (x - lanes*0x20) | x) & highBits
+}
+
+// skipSafe returns the index of the first byte at or after i that
+// AppendString must escape or decode as UTF-8, or len(s) if there is none.
+func skipSafe(s string, i int) int {
+	if len(s) < 8 {
+		for i < len(s) && safeASCII[s[i]] {
+			i++
+		}
+		return i
+	}
+	for ; i+8 <= len(s); i += 8 {
+		if m := specialMask(load64(s, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	if i == len(s) {
+		return i
+	}
+	// Fewer than 8 bytes remain: test the last word of s instead, which
+	// overlaps d bytes already consumed. Those may include escaped specials
+	// whose borrows would spill into later lanes, so they are replaced by
+	// spaces (safe, and no borrow) before the test, then shifted out.
+	d := uint(8 - (len(s) - i))
+	keep := ^uint64(0) << (8 * d)
+	m := specialMask(load64(s, len(s)-8)&keep|lanes*' '&^keep) >> (8 * d)
+	if m == 0 {
+		return len(s)
+	}
+	return i + bits.TrailingZeros64(m)/8
 }

@@ -77,25 +77,6 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a\"b", "\xff", "<script>", "\u2028", "\t\n"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got := AppendString(nil, s)
-		var back string
-		if err := json.Unmarshal(got, &back); err != nil {
-			t.Fatalf("AppendString(%q) = %s: invalid JSON: %v", s, got, err)
-		}
-		std, _ := json.Marshal(s)
-		var want string
-		_ = json.Unmarshal(std, &want)
-		if back != want {
-			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, back, want)
-		}
-	})
-}
-
 func BenchmarkAppendJSON(b *testing.B) {
 	p := sample()
 	buf := make([]byte, 0, 4096)
