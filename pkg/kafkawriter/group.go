@@ -20,6 +20,7 @@ type grouping struct {
 	slotOf []int32  // slot of message i
 	order  []int32  // message indexes, slot by slot
 	start  []int32  // slot s's indexes are order[start[s]:start[s+1]]
+	leader []int32  // broker id leading slot s (-1: unknown)
 }
 
 var groupings = sync.Pool{New: func() any { return new(grouping) }}
@@ -40,17 +41,11 @@ func (w *Writer) group(ctx context.Context, msgs []kafka.Message) (*grouping, er
 		}
 		g.slotOf[i] = int32(t) // the topic's index for now
 	}
-	g.counts = resizeInt(g.counts, len(g.topics))
-	g.first = resizeInt(g.first, len(g.topics))
-	if err := w.partitionCounts(ctx, g.topics, g.counts); err != nil {
+	if err := w.layout(ctx, g); err != nil {
 		g.release()
 		return nil, err
 	}
-	slots := 0
-	for t, n := range g.counts {
-		g.first[t] = slots
-		slots += n
-	}
+	slots := len(g.leader)
 	g.start = resize(g.start, slots+1)
 	clear(g.start)
 	parts := w.partitionList(slots)

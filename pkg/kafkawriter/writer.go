@@ -141,47 +141,15 @@ func (w *Writer) WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 		return err
 	}
 	defer g.release()
-	var (
-		errsMu sync.Mutex
-		errs   []error // nil until a request fails
-	)
-	fail := func(idx []int32, err error) {
-		errsMu.Lock()
-		defer errsMu.Unlock()
+	var errs []error // nil until a record fails
+	w.send(ctx, msgs, g, func(idx []int32, err error) {
 		if errs == nil {
 			errs = make([]error, len(msgs))
 		}
 		for _, i := range idx {
 			errs[i] = err
 		}
-	}
-	send := func(slot int) {
-		topic, p, idx := g.slot(slot)
-		for off := 0; off < len(idx); {
-			end := w.chunkEnd(msgs, idx, off)
-			if err := w.produce(ctx, topic, p, msgs, idx[off:end]); err != nil {
-				// The partition's later records are not sent either: they
-				// would land after a gap, out of order.
-				fail(idx[off:], err)
-				return
-			}
-			off = end
-		}
-	}
-	var wg sync.WaitGroup
-	last := -1
-	for slot := range g.slots() {
-		if g.empty(slot) {
-			continue
-		}
-		if last >= 0 {
-			wg.Add(1)
-			go func(slot int) { defer wg.Done(); send(slot) }(last)
-		}
-		last = slot
-	}
-	send(last) // the last one on this goroutine
-	wg.Wait()
+	})
 	if errs == nil {
 		return nil
 	}
@@ -214,15 +182,19 @@ func (w *Writer) enter() bool {
 	return true
 }
 
-// partitionCounts asks the transport, which answers from its metadata cache
-// (refreshed every MetadataTTL), once per call instead of once per message.
-func (w *Writer) partitionCounts(ctx context.Context, topics []string, counts []int) error {
-	resp, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+// layout fills g.counts, g.first and g.leader from the transport, which
+// answers from its metadata cache (refreshed every MetadataTTL), once per
+// call instead of once per message.
+func (w *Writer) layout(ctx context.Context, g *grouping) error {
+	resp, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: g.topics})
 	if err != nil {
 		return err
 	}
-	for i, name := range topics {
-		counts[i] = 0
+	g.counts = resizeInt(g.counts, len(g.topics))
+	g.first = resizeInt(g.first, len(g.topics))
+	slots := 0
+	for i, name := range g.topics {
+		g.counts[i] = 0
 		for _, t := range resp.Topics {
 			if t.Name != name {
 				continue
@@ -230,51 +202,29 @@ func (w *Writer) partitionCounts(ctx context.Context, topics []string, counts []
 			if t.Error != nil {
 				return fmt.Errorf("topic %q: %w", name, t.Error)
 			}
-			counts[i] = len(t.Partitions)
+			g.counts[i] = len(t.Partitions)
 		}
-		if counts[i] == 0 {
+		if g.counts[i] == 0 {
 			return fmt.Errorf("topic %q: %w", name, kafka.UnknownTopicOrPartition)
 		}
+		g.first[i] = slots
+		slots += g.counts[i]
 	}
-	return nil
-}
-
-// produce sends one chunk of one partition, retrying as kafka-go does.
-func (w *Writer) produce(ctx context.Context, topic string, partition int, msgs []kafka.Message, idx []int32) error {
-	var err error
-	for attempt := 0; attempt < w.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(backoff(attempt, w.cfg.BackoffMin, w.cfg.BackoffMax))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			case <-t.C:
+	g.leader = resize(g.leader, slots)
+	for i := range g.leader {
+		g.leader[i] = -1
+	}
+	for i, name := range g.topics {
+		for _, t := range resp.Topics {
+			if t.Name != name {
+				continue
+			}
+			for _, p := range t.Partitions {
+				if p.ID >= 0 && p.ID < g.counts[i] {
+					g.leader[g.first[i]+p.ID] = int32(p.Leader.ID)
+				}
 			}
 		}
-		err = w.roundTrip(ctx, topic, partition, msgs, idx)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-func (w *Writer) roundTrip(ctx context.Context, topic string, partition int, msgs []kafka.Message, idx []int32) error {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-	defer cancel()
-	res, err := w.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        topic,
-		Partition:    partition,
-		RequiredAcks: w.cfg.RequiredAcks,
-		Compression:  w.cfg.Compression,
-		Records:      &records{msgs: msgs, idx: idx},
-	})
-	if err != nil {
-		return err
-	}
-	if res != nil && res.Error != nil {
-		return res.Error
 	}
 	return nil
 }
