@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -21,6 +22,10 @@ type grouping struct {
 	order  []int32  // message indexes, slot by slot
 	start  []int32  // slot s's indexes are order[start[s]:start[s+1]]
 	leader []int32  // broker id leading slot s (-1: unknown)
+	// abandoned is set when a request was given up on (its context ended)
+	// while the transport may still be encoding its records from order:
+	// such a grouping must not go back to the pool.
+	abandoned atomic.Bool
 }
 
 var groupings = sync.Pool{New: func() any { return new(grouping) }}
@@ -32,6 +37,7 @@ var errTopic = errors.New("kafkawriter: a message needs a topic, in Config.Topic
 func (w *Writer) group(ctx context.Context, msgs []kafka.Message) (*grouping, error) {
 	g := groupings.Get().(*grouping)
 	g.topics = g.topics[:0]
+	g.abandoned.Store(false)
 	g.slotOf = resize(g.slotOf, len(msgs))
 	for i := range msgs {
 		t, err := w.topicIndex(g, &msgs[i])
@@ -110,7 +116,11 @@ func (g *grouping) slot(s int) (string, int, []int32) {
 	return g.topics[t], s - g.first[t], g.order[g.start[s]:g.start[s+1]]
 }
 
-func (g *grouping) release() { groupings.Put(g) }
+func (g *grouping) release() {
+	if !g.abandoned.Load() {
+		groupings.Put(g)
+	}
+}
 
 func resize(s []int32, n int) []int32 {
 	if cap(s) < n {

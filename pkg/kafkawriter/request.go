@@ -146,6 +146,9 @@ func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping,
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
 	m, err := w.cfg.Transport.RoundTrip(ctx, w.client.Addr, req)
+	if err != nil && ctx.Err() != nil {
+		g.abandoned.Store(true)
+	}
 	if err != nil {
 		var refused *produceAPI.Error
 		if len(sts) > 1 && errors.As(err, &refused) {
