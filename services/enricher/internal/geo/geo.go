@@ -121,8 +121,6 @@ type generation struct {
 	// for one file, so the caches live and die with the generation.
 	cityCache recordCache[Result]
 	asnCache  recordCache[asnRecord]
-	// Record offsets by client address: a repeat visitor skips the walks.
-	ips ipCache
 	// refs counts the resolver's own reference (1 while current) plus one
 	// per in-flight lookup. It never rises again after reaching zero.
 	refs atomic.Int64
@@ -271,12 +269,9 @@ func (r *Resolver) Lookup(ip netip.Addr, out *Result) bool {
 }
 
 // offsets returns the data offsets of ip's City and ASN records (noRecord
-// for none), from the address cache or by walking the trees.
+// for none). (A cache of offsets by address was measured and dropped: its
+// two random memory reads cost as much as the walks it saved.)
 func (g *generation) offsets(ip netip.Addr) (city, asn uintptr) {
-	key := ip.As16()
-	if city, asn, ok := g.ips.get(&key); ok {
-		return city, asn
-	}
 	city, asn = noRecord, noRecord
 	if res := g.city.Lookup(ip); res.Found() {
 		city = res.Offset()
@@ -286,9 +281,11 @@ func (g *generation) offsets(ip netip.Addr) (city, asn uintptr) {
 			asn = res.Offset()
 		}
 	}
-	g.ips.put(&key, city, asn)
 	return city, asn
 }
+
+// noRecord marks an address a database has no record for.
+const noRecord = ^uintptr(0)
 
 // decodeCity decodes a City record into out's location fields and caches
 // them. A decode error means a corrupt record: it is reported as not found

@@ -68,9 +68,9 @@ func TestLookup(t *testing.T) {
 		}},
 		{"invalid address", netip.Addr{}, false, Result{}},
 	}
-	// The second pass is served from the address and decoded-record
-	// caches; the third finds the offsets in the address cache and decodes
-	// the records again from them.
+	// The second pass is served from the decoded-record caches; the third
+	// decodes the records again (LookupOffset) after the caches are
+	// emptied.
 	for _, pass := range []string{"decoded", "cached", "offsets-cached"} {
 		if pass == "offsets-cached" {
 			g := r.cur.Load()
@@ -90,29 +90,6 @@ func TestLookup(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestIPCacheCollisions(t *testing.T) {
-	var c ipCache
-	a := netip.MustParseAddr("203.0.113.1").As16()
-	var b [16]byte
-	for i := 0; i == 0 || ipSlot(&b) != ipSlot(&a); i++ {
-		b = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}).As16()
-	}
-	if _, _, ok := c.get(&a); ok {
-		t.Fatal("empty cache hit")
-	}
-	c.put(&a, 1, noRecord)
-	if city, asn, ok := c.get(&a); !ok || city != 1 || asn != noRecord {
-		t.Fatalf("get(a) = %d, %d, %v", city, asn, ok)
-	}
-	c.put(&b, 2, 3)
-	if _, _, ok := c.get(&a); ok {
-		t.Fatal("a still found after b took its slot")
-	}
-	if city, asn, ok := c.get(&b); !ok || city != 2 || asn != 3 {
-		t.Fatalf("get(b) = %d, %d, %v", city, asn, ok)
 	}
 }
 
@@ -584,11 +561,9 @@ func BenchmarkLookupCacheMiss(b *testing.B) {
 	g := r.cur.Load()
 	cityOff := g.city.Lookup(ip).Offset()
 	asnOff := g.asn.Lookup(ip).Offset()
-	key := ip.As16()
 	var out Result
 	b.ReportAllocs()
 	for b.Loop() {
-		g.ips.slots[ipSlot(&key)].Store(nil)
 		g.cityCache.slots[slot(cityOff)].Store(nil)
 		g.asnCache.slots[slot(asnOff)].Store(nil)
 		if !r.Lookup(ip, &out) {
@@ -622,9 +597,9 @@ func BenchmarkLookupParallel(b *testing.B) {
 }
 
 // BenchmarkLookupRealCityVisitors runs against GEOIP_CITY_DB with many
-// addresses: "repeat" cycles through 20,000 (returning visitors, served by
-// the address cache), "new" through 2,000,000 (first visits: every lookup
-// walks the tree). The ratio is what the address cache saves.
+// addresses: "repeat" cycles through 20,000 (returning visitors: their
+// records stay in the decoded-record cache), "new" through 2,000,000
+// (first visits, mostly records not decoded yet).
 func BenchmarkLookupRealCityVisitors(b *testing.B) {
 	path := os.Getenv("GEOIP_CITY_DB")
 	if path == "" {
