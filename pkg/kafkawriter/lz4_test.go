@@ -55,6 +55,10 @@ func TestLZ4Codec(t *testing.T) {
 		if got := frame[5] >> 4 & 7; got != 4 {
 			t.Fatalf("round %d: block size index %d, want 4 (64 KiB)", round, got)
 		}
+		// FLG bit 2: content checksum.
+		if frame[4]&0x04 != 0 {
+			t.Fatalf("round %d: content checksum flag set", round)
+		}
 		r := c.NewReader(bytes.NewReader(frame))
 		got, err := io.ReadAll(r)
 		r.Close()
