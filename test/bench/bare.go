@@ -45,7 +45,8 @@ func cmdBare(args []string) error {
 		CloseOnShutdown:              true,
 		NoDefaultServerHeader:        true,
 	}
-	ln, err := net.Listen("tcp", *addr)
+	// The edge's listener settings: no TCP keep-alive probes.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", *addr)
 	if err != nil {
 		return err
 	}
