@@ -96,7 +96,7 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.Int(&c.QueueSize, "queue-size", "EDGE_QUEUE_SIZE", 8192, "hits waiting for Kafka; when full, hits are dropped and counted, never waited for")
 	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "concurrent batch writes to Kafka")
 	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 1024, "most hits per batch write (larger batches amortise the per-request cost, at the client and at the brokers)")
-	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 0, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms); 0 writes what is queued at once, and batches still grow with load while writes are in flight")
+	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 2*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests for a little latency; 0 writes what is queued at once")
 	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: none, snappy, lz4, zstd or gzip")
 	set.Int(&c.KafkaMaxAttempts, "kafka-max-attempts", "EDGE_KAFKA_MAX_ATTEMPTS", 3, "attempts per batch before its hits count as failed")
 	set.Duration(&c.KafkaWriteTimeout, "kafka-write-timeout", "EDGE_KAFKA_WRITE_TIMEOUT", 10*time.Second, "time allowed for one produce request")
