@@ -121,6 +121,26 @@ func TestWriteLandsWhereKafkaGoWould(t *testing.T) {
 	}
 }
 
+// answer makes the broker's response to a produce request without writing
+// anything: every partition gets the error code code returns for it (0 for
+// success).
+func answer(req kmsg.Request, code func(partition int32) int16) kmsg.Response {
+	pr := req.(*kmsg.ProduceRequest)
+	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range pr.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = tp.Topic
+		for _, pp := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = pp.Partition
+			rp.ErrorCode = code(pp.Partition)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
 // TestPartialFailure makes the broker refuse one partition of a request for
 // good: exactly that partition's records are reported, the others are
 // acknowledged.
@@ -131,23 +151,13 @@ func TestPartialFailure(t *testing.T) {
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		requests.Add(1)
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, pp := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = pp.Partition
-				if pp.Partition == 2 {
-					refused.Add(1)
-					rp.ErrorCode = int16(kafka.InvalidRecord) // permanent: not retried
-				}
-				rt.Partitions = append(rt.Partitions, rp)
+		return answer(req, func(p int32) int16 {
+			if p != 2 {
+				return 0
 			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+			refused.Add(1)
+			return int16(kafka.InvalidRecord) // permanent: not retried
+		}), nil, true
 	})
 	w := newWriter(t, Config{Brokers: brokers, Topic: topic, Compression: kafka.Lz4})
 	msgs := messages(200)
@@ -213,20 +223,7 @@ func TestRetriesTemporaryErrors(t *testing.T) {
 		if calls.Add(1) > 1 {
 			return nil, nil, false
 		}
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, pp := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = pp.Partition
-				rp.ErrorCode = int16(kafka.RequestTimedOut)
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return answer(req, func(int32) int16 { return int16(kafka.RequestTimedOut) }), nil, true
 	})
 	w := newWriter(t, Config{Brokers: brokers, Topic: topic, BackoffMin: time.Millisecond})
 	msgs := messages(1)

@@ -546,35 +546,42 @@ func (p *Publisher) lingerFill(b *batch, t *time.Timer) {
 	}
 	t.Reset(p.linger)
 	defer t.Stop()
-	for b.len() < p.batchSize {
+	for b.len() < p.batchSize && p.take(b, t.C) {
+	}
+}
+
+// take adds one queued record to b, waiting for one until the until channel
+// fires or the publisher stops; a nil until means not waiting at all. It
+// reports whether it added one.
+func (p *Publisher) take(b *batch, until <-chan time.Time) bool {
+	var r *hit.Raw
+	var ok bool
+	if until == nil {
 		select {
-		case r, ok := <-p.queue:
-			if !ok {
-				return
-			}
-			b.add(r)
-			p.recycle(r)
-		case <-t.C:
-			return
+		case r, ok = <-p.queue:
+		default:
+			return false
+		}
+	} else {
+		select {
+		case r, ok = <-p.queue:
+		case <-until:
+			return false
 		case <-p.stop:
-			return
+			return false
 		}
 	}
+	if !ok {
+		return false
+	}
+	b.add(r)
+	p.recycle(r)
+	return true
 }
 
 // fillBatch adds whatever is queued to b, up to the batch size.
 func (p *Publisher) fillBatch(b *batch) {
-	for b.len() < p.batchSize {
-		select {
-		case r, ok := <-p.queue:
-			if !ok {
-				return
-			}
-			b.add(r)
-			p.recycle(r)
-		default:
-			return
-		}
+	for b.len() < p.batchSize && p.take(b, nil) {
 	}
 }
 

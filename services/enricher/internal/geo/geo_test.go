@@ -596,11 +596,8 @@ func BenchmarkLookupParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkLookupRealCityVisitors runs against GEOIP_CITY_DB with many
-// addresses: "repeat" cycles through 20,000 (returning visitors: their
-// records stay in the decoded-record cache), "new" through 2,000,000
-// (first visits, mostly records not decoded yet).
-func BenchmarkLookupRealCityVisitors(b *testing.B) {
+// realCity opens GEOIP_CITY_DB, or skips the benchmark without it.
+func realCity(b *testing.B) *Resolver {
 	path := os.Getenv("GEOIP_CITY_DB")
 	if path == "" {
 		b.Skip("GEOIP_CITY_DB not set")
@@ -609,7 +606,16 @@ func BenchmarkLookupRealCityVisitors(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close()
+	b.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// BenchmarkLookupRealCityVisitors runs against GEOIP_CITY_DB with many
+// addresses: "repeat" cycles through 20,000 (returning visitors: their
+// records stay in the decoded-record cache), "new" through 2,000,000
+// (first visits, mostly records not decoded yet).
+func BenchmarkLookupRealCityVisitors(b *testing.B) {
+	r := realCity(b)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	ips := make([]netip.Addr, 2_000_000)
 	for i := range ips {
@@ -634,15 +640,7 @@ func BenchmarkLookupRealCityVisitors(b *testing.B) {
 // BenchmarkLookupRealCity runs against GEOIP_CITY_DB, whose deeper tree and
 // real record layout are what production sees.
 func BenchmarkLookupRealCity(b *testing.B) {
-	path := os.Getenv("GEOIP_CITY_DB")
-	if path == "" {
-		b.Skip("GEOIP_CITY_DB not set")
-	}
-	r, err := Open(path, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := realCity(b)
 	ips := []netip.Addr{
 		netip.MustParseAddr("81.2.69.142"),
 		netip.MustParseAddr("83.208.93.244"),
