@@ -159,12 +159,6 @@ func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping,
 		}
 		return
 	}
-	if w.cfg.RequiredAcks == kafka.RequireNone {
-		for _, st := range sts {
-			st.err = nil
-		}
-		return
-	}
 	resp, ok := m.(*produceAPI.Response)
 	if !ok {
 		for _, st := range sts {
