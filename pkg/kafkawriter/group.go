@@ -94,18 +94,8 @@ func (w *Writer) topicIndex(g *grouping, m *kafka.Message) (int, error) {
 	return len(g.topics) - 1, nil
 }
 
-// slots ranges over every slot of the call.
-func (g *grouping) slots() func(func(int) bool) {
-	return func(yield func(int) bool) {
-		for s := 0; s+1 < len(g.start); s++ {
-			if !yield(s) {
-				return
-			}
-		}
-	}
-}
-
-func (g *grouping) empty(s int) bool { return g.start[s] == g.start[s+1] }
+// slots is the number of slots: every partition of every topic of the call.
+func (g *grouping) slots() int { return len(g.start) - 1 }
 
 // slot returns slot s's topic, partition and message indexes.
 func (g *grouping) slot(s int) (string, int, []int32) {

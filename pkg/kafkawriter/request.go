@@ -34,10 +34,10 @@ type slotState struct {
 func (w *Writer) send(ctx context.Context, msgs []kafka.Message, g *grouping, fail func([]int32, error)) {
 	var live []*slotState
 	for s := range g.slots() {
-		if g.empty(s) {
+		_, _, idx := g.slot(s)
+		if len(idx) == 0 {
 			continue
 		}
-		_, _, idx := g.slot(s)
 		live = append(live, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
 	}
 	for len(live) > 0 {
