@@ -349,8 +349,7 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout tim
 	// A topic created moments ago may not have its leaders elected yet
 	// (NotLeaderForPartition, LeaderNotAvailable): those errors pass, so
 	// wait for them within the timeout.
-	for err != nil && temporary(err) && ctx.Err() == nil {
-		time.Sleep(100 * time.Millisecond)
+	for temporary(err) && sleepCtx(ctx, 100*time.Millisecond) {
 		bounds, err = partitionBounds(ctx, brokers, topic)
 	}
 	if err != nil {

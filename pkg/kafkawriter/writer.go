@@ -82,6 +82,11 @@ type Writer struct {
 	partsList []int // 0..n-1, reused for the balancer
 }
 
+// BatchBytes returns the size limit in effect (Config.BatchBytes or its
+// default): a record larger than this fails the whole WriteMessages call,
+// so callers that would rather set such a record aside check against it.
+func (w *Writer) BatchBytes() int64 { return w.cfg.BatchBytes }
+
 // ErrClosed is returned by WriteMessages after Close; it wraps
 // io.ErrClosedPipe, which is what kafka-go's Writer returns.
 var ErrClosed = fmt.Errorf("kafkawriter: writer closed: %w", io.ErrClosedPipe)

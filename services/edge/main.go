@@ -92,7 +92,6 @@ func run(ctx context.Context, unsignal func(), args []string, getenv func(string
 // edge holds the running parts, for the shutdown sequence.
 type edge struct {
 	srv    *server.Server
-	ln     net.Listener
 	served chan error
 	// serveDone is closed when srv.Serve has returned.
 	serveDone chan struct{}
@@ -226,7 +225,7 @@ func start(cfg *config.Config, log *zap.Logger) (*edge, int) {
 		return fail(exitFailure, "cannot listen", err)
 	}
 
-	e := &edge{srv: srv, ln: ln, served: make(chan error, 1), serveDone: make(chan struct{}), pub: pub, sink: sink,
+	e := &edge{srv: srv, served: make(chan error, 1), serveDone: make(chan struct{}), pub: pub, sink: sink,
 		spool: sp, admin: adminSrv, reloaded: make(chan struct{})}
 	go func() {
 		defer close(e.serveDone)
@@ -277,11 +276,6 @@ func (e *edge) shutdown(cfg *config.Config, log *zap.Logger) bool {
 		}
 	}
 	step("http server", e.srv.Shutdown(ctx))
-	// fasthttp closes only the listeners its Serve has registered: a
-	// shutdown that comes before the Serve goroutine got that far would
-	// leave it accepting forever. Closing ln ends it either way (a second
-	// Close only returns an error).
-	_ = e.ln.Close()
 	select {
 	case <-e.serveDone:
 	case <-ctx.Done():

@@ -24,10 +24,11 @@ type KafkaConfig struct {
 	ClientID string
 	// Compression codec for record batches.
 	Compression kafka.Compression
-	// MaxAttempts bounds produce attempts per batch (retried inline,
-	// backing off between WriteBackoffMin and WriteBackoffMax, default
-	// 100ms and 1s, as kafka-go does). Attempts times backoff is the longest a batch
-	// holds a worker while a broker is down.
+	// MaxAttempts bounds the tries of a batch at two levels: the writer
+	// retries each produce request that fails with a temporary error
+	// (backing off n² × WriteBackoffMin, at most WriteBackoffMax; defaults
+	// 100ms and 1s), and Write retries a call that failed before anything
+	// was sent (no metadata: broker unreachable), doubling the backoff.
 	MaxAttempts     int
 	WriteBackoffMin time.Duration
 	WriteBackoffMax time.Duration
@@ -42,8 +43,8 @@ type KafkaConfig struct {
 
 // KafkaSink writes batches to one topic through a single long-lived
 // pkg/kafkawriter Writer: a worker's batch goes out as it is, one produce
-// request per partition. (kafka-go's Writer re-batched it per partition:
-// 70 % of the edge's allocated bytes, and a linger on every hit.)
+// request per partition leader. (kafka-go's Writer re-batched it per
+// partition: 70 % of the edge's allocated bytes, and a linger on every hit.)
 type KafkaSink struct {
 	w         *kafkawriter.Writer
 	transport *kafka.Transport
@@ -122,8 +123,9 @@ func NewKafkaSink(cfg KafkaConfig) (*KafkaSink, error) {
 }
 
 // Write implements Sink. A failure before anything was sent (no metadata:
-// broker unreachable, unknown topic) is retried up to MaxAttempts like
-// kafka-go retries produce requests; such a retry cannot duplicate records.
+// broker unreachable, unknown topic) is retried up to MaxAttempts, as the
+// writer retries its produce requests; such a retry cannot duplicate
+// records.
 func (s *KafkaSink) Write(ctx context.Context, msgs []kafka.Message) error {
 	attempts := max(s.cfg.MaxAttempts, 1)
 	backoff := s.cfg.WriteBackoffMin

@@ -149,8 +149,8 @@ func TestSinkUnreachableBroker(t *testing.T) {
 	}
 }
 
-// TestSinkCloseIsBounded covers kafka-go's Close blocking while a produce
-// is being retried against a dead broker.
+// TestSinkCloseIsBounded covers the writer's Close waiting for a produce
+// that is being retried against a dead broker.
 func TestSinkCloseIsBounded(t *testing.T) {
 	const topic = "hits.raw"
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))

@@ -292,7 +292,7 @@ func New(cfg Config) (*Publisher, error) {
 	})
 	p.batchRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "pixelstream_edge_publish_batch_records",
-		Help:    "Hits per batch write to Kafka, direct or replayed (a batch becomes one produce request per partition it touches).",
+		Help:    "Hits per batch write to Kafka, direct or replayed (a batch becomes one produce request per partition leader it touches).",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096},
 	})
 	p.yields = prometheus.NewCounter(prometheus.CounterOpts{
@@ -413,6 +413,14 @@ func (p *Publisher) signalSpill() {
 	}
 }
 
+// signalReplay wakes the replayer without waiting.
+func (p *Publisher) signalReplay() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (p *Publisher) recycle(r *hit.Raw) {
 	r.Reset()
 	p.pool.Put(r)
@@ -439,10 +447,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	if first {
 		close(p.stop)
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		p.signalReplay()
 	}
 
 	done := make(chan struct{})
@@ -681,10 +686,7 @@ func (p *Publisher) enterSpooling(why string, cause error) {
 	if !started {
 		return
 	}
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.signalReplay()
 	p.signalSpill()
 	fields := []zap.Field{zap.Int64("spool_bytes", p.spool.Bytes())}
 	if cause != nil {
@@ -705,7 +707,8 @@ func (p *Publisher) flush(b *batch) bool {
 	if b.inflight != nil {
 		b.inflight.Store(0)
 	}
-	p.batchDuration.Observe(time.Since(start).Seconds())
+	end := time.Now()
+	p.batchDuration.Observe(end.Sub(start).Seconds())
 	p.batchRecords.Observe(float64(len(msgs)))
 
 	failed := msgs[:0]
@@ -724,7 +727,7 @@ func (p *Publisher) flush(b *batch) bool {
 		failed = msgs
 	}
 	if len(failed) < len(msgs) {
-		p.lastAck.Store(time.Now().UnixNano())
+		p.lastAck.Store(end.UnixNano())
 	}
 	p.published.Add(float64(len(msgs) - len(failed)))
 	if len(failed) > 0 {
@@ -798,31 +801,19 @@ func (p *Publisher) spiller() {
 func (p *Publisher) overflow(b *batch) {
 	low := p.spillAt / 2
 	moved := 0
-loop:
 	for len(p.queue) > low {
-		select {
-		case r, ok := <-p.queue:
-			if !ok {
-				break loop
-			}
-			b.add(r)
-			p.recycle(r)
-			p.fillBatch(b)
-			moved += b.len()
-			p.appendSpool(b.messages())
-			b.reset()
-		default:
-			break loop
+		if p.fillBatch(b); b.len() == 0 {
+			break
 		}
+		moved += b.len()
+		p.appendSpool(b.messages())
+		b.reset()
 	}
 	if moved == 0 {
 		return
 	}
 	p.overflowed.Add(float64(moved))
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.signalReplay()
 	if n, ok := p.overflowLog.Allow(); ok {
 		p.log.Warn("publish queue nearly full while Kafka answers promptly (the edge is short of CPU): moved the oldest hits to the spool",
 			zap.Int("records", moved), zap.Int("queue_size", cap(p.queue)), zap.Int64("events", n))

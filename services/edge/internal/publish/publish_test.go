@@ -117,7 +117,7 @@ func TestPublishToKafka(t *testing.T) {
 	const n = 200
 	p, reg := newPublisher(t, Config{Sink: sink, QueueSize: n})
 	// Cleanups run last-in first-out: publisher first, then the sink, the
-	// order main uses (kafka-go's Close must not race a write).
+	// order main uses (the writer's Close must not race a write).
 	t.Cleanup(func() { closeSink(t, sink) })
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,10 @@ type Server struct {
 	// (load balancers) to reconnect, and a new connection lands on another
 	// instance once readiness has failed.
 	draining atomic.Bool
+	// ln is Serve's listener, which Shutdown closes itself (lnMu orders
+	// the two).
+	lnMu sync.Mutex
+	ln   net.Listener
 
 	panics                                                     prometheus.Counter
 	uriTooLong, headersTooLarge, bodyTooLarge, timeout, badReq prometheus.Counter
@@ -165,8 +170,15 @@ func New(cfg Config, handler fasthttp.RequestHandler) (*Server, error) {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// graceful shutdown.
+// graceful shutdown, and at once if Shutdown came first.
 func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.draining.Load() {
+		s.lnMu.Unlock()
+		return ln.Close()
+	}
+	s.ln = ln
+	s.lnMu.Unlock()
 	return s.srv.Serve(&sniffListener{Listener: ln, srv: s})
 }
 
@@ -189,7 +201,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			t.Stop()
 		}
 	}
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp closes only the listeners its Serve has registered: a
+	// Shutdown that came before Serve got that far would leave it
+	// accepting forever. Closing ln ends it either way (a second Close
+	// only returns an error).
+	s.lnMu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.lnMu.Unlock()
+	return err
 }
 
 // recoverer turns a handler panic into a 500 with the pixel and a counted,

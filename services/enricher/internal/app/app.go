@@ -46,10 +46,8 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	defer cleanup()
 
-	// Our own writer, not kafka-go's: the runner already batches, and
-	// kafka-go's Writer batched again per partition (its buffers were 30 %
-	// of the enricher's allocated bytes, and each batch waited out a
-	// timer). pkg/kafkawriter sends each call's partitions at once.
+	// pkg/kafkawriter rather than kafka-go's Writer: the runner already
+	// batches (see that package for what the second batching cost).
 	writer, err := kafkawriter.New(kafkawriter.Config{
 		Brokers:      cfg.Brokers,
 		RequiredAcks: kafka.RequireAll,
@@ -120,13 +118,10 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	produceStage := &produce.Stage{
 		W:               writer,
 		DeadletterTopic: cfg.DeadletterTopic,
-		MaxRecordBytes:  kafkawriter.DefaultBatchBytes,
+		MaxRecordBytes:  int(writer.BatchBytes()),
 		Log:             log,
 		Dropped:         dropped.WithLabelValues("deadletter_refused"),
 		Deadlettered:    deadlettered,
-	}
-	if produceStage.MaxRecordBytes == 0 {
-		produceStage.MaxRecordBytes = 1 << 20 // kafka-go's default BatchBytes
 	}
 	age := pipeline.NewEventAge(reg)
 	deliver := pipeline.Chain(

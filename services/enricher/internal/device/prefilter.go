@@ -134,15 +134,6 @@ func analyze(re *syntax.Regexp) info {
 	case syntax.OpPlus:
 		in := analyze(re.Sub[0])
 		return info{prefix: in.starts(), req: in.need()}
-	case syntax.OpRepeat:
-		if re.Min < 1 {
-			return info{}
-		}
-		in := analyze(re.Sub[0])
-		if re.Min == 1 && re.Max == 1 {
-			return in
-		}
-		return info{prefix: in.starts(), req: in.need()}
 	case syntax.OpConcat:
 		return concat(re.Sub)
 	case syntax.OpAlternate:
@@ -302,9 +293,6 @@ func admitted(set []string) int {
 // better reports whether literal set a is more selective than b: fewer
 // samples admitted, then a longer shortest string, then fewer strings.
 func better(a, b []string) bool {
-	if b == nil {
-		return true
-	}
 	if sa, sb := admitted(a), admitted(b); sa != sb {
 		return sa < sb
 	}

@@ -82,7 +82,7 @@ type Stage struct {
 	Now     func() time.Time
 	// Warm, if set, is called for each distinct User-Agent of a batch, from
 	// WarmWorkers goroutines, before the records are enriched in order: it
-	// fills the parsers' caches, so the ~1 ms regex parse of a User-Agent
+	// fills the parsers' caches, so the regex parse of a User-Agent
 	// never seen before runs on every core instead of stalling the single
 	// ordered enrichment loop.
 	Warm        func(ua []byte)

@@ -246,46 +246,28 @@ func (r *Resolver) Lookup(ip netip.Addr, out *Result) bool {
 	}
 	defer g.release()
 
-	city, asn := g.offsets(ip)
 	found := false
-	if city != noRecord {
-		if cached := g.cityCache.get(city); cached != nil {
+	if res := g.city.Lookup(ip); res.Found() {
+		if cached := g.cityCache.get(res.Offset()); cached != nil {
 			*out = *cached
 			found = true
-		} else if g.decodeCity(g.city.LookupOffset(city), out) {
+		} else if g.decodeCity(res, out) {
 			found = true
 		}
 	}
-	if asn != noRecord {
-		if cached := g.asnCache.get(asn); cached != nil {
-			out.ASN, out.ASOrg = cached.Number, cached.Org
-			found = true
-		} else if a, ok := g.decodeASN(g.asn.LookupOffset(asn)); ok {
-			out.ASN, out.ASOrg = a.Number, a.Org
-			found = true
+	if g.asn != nil {
+		if res := g.asn.Lookup(ip); res.Found() {
+			if cached := g.asnCache.get(res.Offset()); cached != nil {
+				out.ASN, out.ASOrg = cached.Number, cached.Org
+				found = true
+			} else if a, ok := g.decodeASN(res); ok {
+				out.ASN, out.ASOrg = a.Number, a.Org
+				found = true
+			}
 		}
 	}
 	return found
 }
-
-// offsets returns the data offsets of ip's City and ASN records (noRecord
-// for none). (A cache of offsets by address was measured and dropped: its
-// two random memory reads cost as much as the walks it saved.)
-func (g *generation) offsets(ip netip.Addr) (city, asn uintptr) {
-	city, asn = noRecord, noRecord
-	if res := g.city.Lookup(ip); res.Found() {
-		city = res.Offset()
-	}
-	if g.asn != nil {
-		if res := g.asn.Lookup(ip); res.Found() {
-			asn = res.Offset()
-		}
-	}
-	return city, asn
-}
-
-// noRecord marks an address a database has no record for.
-const noRecord = ^uintptr(0)
 
 // decodeCity decodes a City record into out's location fields and caches
 // them. A decode error means a corrupt record: it is reported as not found

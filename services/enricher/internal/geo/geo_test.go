@@ -69,10 +69,9 @@ func TestLookup(t *testing.T) {
 		{"invalid address", netip.Addr{}, false, Result{}},
 	}
 	// The second pass is served from the decoded-record caches; the third
-	// decodes the records again (LookupOffset) after the caches are
-	// emptied.
-	for _, pass := range []string{"decoded", "cached", "offsets-cached"} {
-		if pass == "offsets-cached" {
+	// decodes the records again after the caches are emptied.
+	for _, pass := range []string{"decoded", "cached", "decoded-again"} {
+		if pass == "decoded-again" {
 			g := r.cur.Load()
 			for i := range g.cityCache.slots {
 				g.cityCache.slots[i].Store(nil)

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Writer is the part of *kafka.Writer the stage uses.
+// Writer is the part of *kafkawriter.Writer the stage uses.
 type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
@@ -26,14 +26,16 @@ type Writer interface {
 // errPending says some records still wait to be sent (retryable).
 var errPending = errors.New("records pending after partial write")
 
-// Stage writes Batch.Out. Configure the kafka.Writer with RequiredAcks
-// RequireAll: an acknowledgement must mean the record is replicated before
-// the offset behind it is committed.
+// Stage writes Batch.Out. The writer must require acknowledgement by every
+// in-sync replica (kafkawriter's default): an acknowledgement must mean the
+// record is replicated before the offset behind it is committed.
 type Stage struct {
 	W               Writer
 	DeadletterTopic string
 	// MaxRecordBytes is the writer's BatchBytes: larger records are dead
-	// lettered before the write instead of failing the whole call.
+	// lettered before the write instead of failing the whole call. The
+	// stage's size estimate is never below the writer's, so every record
+	// it lets through the writer accepts.
 	MaxRecordBytes int
 	Log            *zap.Logger
 	// Dropped counts records lost for good: a dead letter the broker refused.

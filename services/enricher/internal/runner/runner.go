@@ -61,8 +61,8 @@ type Runner struct {
 }
 
 // Run fetches until fetchCtx ends, then delivers the batches in hand and
-// returns nil. Deliver runs under workCtx, which the caller ends only when
-// the shutdown deadline passes. A stage error stops the runner without
+// returns nil. Deliver and Commit run under workCtx, which the caller ends
+// only when the shutdown deadline passes. A stage error stops the runner without
 // committing that batch or any later one: their records are consumed again
 // after a restart.
 func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
