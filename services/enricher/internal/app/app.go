@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 	"time"
 
@@ -40,7 +39,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var ready admin.Readiness
 
-	steps, warm, cleanup, err := buildSteps(ctx, cfg, log, reg)
+	ordered, newSteps, cleanup, err := buildSteps(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -107,13 +106,13 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		}
 	}
 	enrichStage := &enrich.Stage{
-		Steps:           steps,
+		Ordered:         ordered,
+		NewSteps:        newSteps,
+		Workers:         runtime.GOMAXPROCS(0),
 		EnrichedTopic:   cfg.EnrichedTopic,
 		DeadletterTopic: cfg.DeadletterTopic,
 		Log:             log,
 		Records:         enrich.NewRecordsCounter(reg),
-		Warm:            warm,
-		WarmWorkers:     runtime.GOMAXPROCS(0),
 	}
 	produceStage := &produce.Stage{
 		W:               writer,
@@ -200,11 +199,11 @@ func closeBounded(ctx context.Context, name string, fn func() error) error {
 	}
 }
 
-// buildSteps returns the enrichment steps in order, a function that warms
-// the User-Agent caches for one User-Agent (safe to call concurrently), and
-// a cleanup.
-func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func([]byte), func(), error) {
-	sh := &enrich.Shared{}
+// buildSteps returns the ordered steps (those that keep state across
+// records), a constructor of one worker's chain of per-record steps, and a
+// cleanup. The parsers and the geo resolver behind the chains are safe for
+// concurrent use; each chain has its own Shared.
+func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) ([]enrich.Step, func() []enrich.Step, func(), error) {
 	salts, err := visitor.NewSaltStore(visitor.SaltConfig{
 		Brokers: cfg.Brokers, Topic: cfg.SaltTopic, ReplicationFactor: cfg.SaltReplication,
 		PrepareAhead: cfg.SaltPrepareAhead, Logger: log.Named("salts"),
@@ -222,10 +221,13 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 	sessions := session.New(session.Config{Timeout: cfg.VisitorSessionTimeout, MaxSessions: cfg.VisitorSessionMax})
 	window := dedup.New(dedup.Config{Window: cfg.DedupWindow, MaxIDs: cfg.DedupMaxIDs})
 	reg.MustRegister(salts.Collector(), sessions.Collector(), window.Collector())
-	steps := []enrich.Step{enrich.Basics, enrich.HonourSignals, enrich.Dedup(window), enrich.Campaign(sh)}
+	// HonourSignals first, so nothing about such a visitor is kept even in
+	// memory; Dedup before Visitor, so a duplicate does not advance a session.
+	ordered := []enrich.Step{enrich.HonourSignals, enrich.Dedup(window), enrich.Visitor(salts, sessions)}
 	cleanup := func() { _ = salts.Close() }
+	var res *geo.Resolver
 	if cfg.GeoIPCity != "" {
-		res, err := geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
+		res, err = geo.Open(cfg.GeoIPCity, cfg.GeoIPASN)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("geo database: %w", err)
 		}
@@ -239,7 +241,6 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 		})
 		cleanup = func() { cancel(); _ = res.Close(); _ = salts.Close() }
 		reg.MustRegister(newGeoCollector(res))
-		steps = append(steps, enrich.Geo(res, sh))
 		log.Info("geo enabled", zap.String("city_db", cfg.GeoIPCity), zap.String("asn_db", cfg.GeoIPASN))
 	} else {
 		log.Warn("geo disabled: no City database configured (-geoip-city / ENRICHER_GEOIP_CITY); geo fields stay empty")
@@ -256,13 +257,14 @@ func buildSteps(ctx context.Context, cfg *config.Config, log *zap.Logger, reg pr
 	}
 	classify.Preload()
 	reg.MustRegister(newUACollector(ua))
-	steps = append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh),
-		enrich.Visitor(salts, sessions), enrich.IPPolicy(cfg.DefaultIPMode))
-	warm := func(b []byte) {
-		var d device.Result
-		ua.Parse(b, &d)
-		var a classify.AgentResult
-		agents.Classify(b, &d, netip.Addr{}, &a) // the verdict cache is per User-Agent; the IP part is not cached
+	newSteps := func() []enrich.Step {
+		sh := &enrich.Shared{}
+		steps := []enrich.Step{enrich.Basics, enrich.Campaign(sh)}
+		if res != nil {
+			steps = append(steps, enrich.Geo(res, sh))
+		}
+		// IPPolicy last: every step before it may need the full address.
+		return append(steps, enrich.Device(ua, sh), enrich.Classify(agents, sh), enrich.IPPolicy(cfg.DefaultIPMode))
 	}
-	return steps, warm, cleanup, nil
+	return ordered, newSteps, cleanup, nil
 }

@@ -7,7 +7,9 @@ package enrich
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -41,9 +43,10 @@ type Skip struct{ Reason string }
 
 func (s *Skip) Error() string { return "skipped: " + s.Reason }
 
-// Scratch is per-record working memory for strings that steps format (ids,
-// timestamps, addresses). It is reset for every record, after the previous
-// one has been encoded, so the strings never outlive their bytes.
+// Scratch is working memory for strings that steps format (ids,
+// timestamps, addresses). It is reset only once the records whose strings
+// it holds have been encoded (a worker's after each record, the ordered
+// pass's after each batch), so the strings never outlive their bytes.
 type Scratch struct {
 	buf []byte
 }
@@ -70,9 +73,26 @@ func Str(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// Stage enriches every record of a batch into Batch.Out.
+// Stage enriches every record of a batch into Batch.Out, in two passes.
+// The Ordered steps run first, on every record in offset order in the
+// calling goroutine: they carry state from one record to the next (dedup,
+// sessions). The per-record steps run next on Workers goroutines, each
+// with its own chain from NewSteps, and each worker encodes the records it
+// enriched. Only the ordered pass is serial, so a batch is enriched on
+// every core instead of one.
 type Stage struct {
-	Steps           []Step
+	// Ordered steps see every record in offset order, one at a time, before
+	// any per-record step: those that keep state across records or
+	// withhold a record (HonourSignals, Dedup, Visitor). Their strings live
+	// until the whole batch is encoded.
+	Ordered []Step
+	// NewSteps builds one worker's chain of the per-record steps. Chains
+	// from different calls run at the same time on different records, so
+	// they must share nothing they write (each has its own Shared).
+	NewSteps func() []Step
+	// Workers is how many goroutines enrich a batch (1 if unset); the
+	// calling goroutine is one of them.
+	Workers         int
 	EnrichedTopic   string
 	DeadletterTopic string
 	Log             *zap.Logger
@@ -80,24 +100,42 @@ type Stage struct {
 	// deadletter reason classes.
 	Records *prometheus.CounterVec
 	Now     func() time.Time
-	// Warm, if set, is called for each distinct User-Agent of a batch, from
-	// WarmWorkers goroutines, before the records are enriched in order: it
-	// fills the parsers' caches, so the regex parse of a User-Agent
-	// never seen before runs on every core instead of stalling the single
-	// ordered enrichment loop.
-	Warm        func(ua []byte)
-	WarmWorkers int
 
-	// raws and errs hold the batch decoded once: the warm-up and the
-	// ordered loop both read them.
-	raws    []hit.Raw
-	errs    []error
-	pv      pageview.Pageview
-	scratch Scratch
-	spans   []span
+	// Per-record state of the batch in hand, reused across batches: the
+	// decoded record, its output, and what became of it.
+	raws []hit.Raw
+	errs []error
+	pvs  []pageview.Pageview
+	res  []result
+	// ordScratch holds the ordered steps' strings for the whole batch.
+	ordScratch Scratch
+	workers    []*worker
+	next       atomic.Int64 // the next record index a worker takes
+	enriched   prometheus.Counter
 }
 
-type span struct{ out, start, end int }
+// result is what became of one record: withheld, dead-lettered, or encoded
+// into arena[start:end] of worker w.
+type result struct {
+	skip          *Skip
+	class, reason string
+	w, start, end int
+}
+
+func (r *result) done() bool { return r.skip != nil || r.class != "" }
+
+// worker is one goroutine's chain of steps and its buffers.
+type worker struct {
+	steps   []Step
+	scratch Scratch
+	arena   []byte
+}
+
+// chunk is how many consecutive records a worker takes at a time: enough
+// to amortise the shared counter, few enough that a chunk holding slow
+// records (a User-Agent never seen before) does not leave the other
+// workers idle at the end of a batch.
+const chunk = 16
 
 // NewRecordsCounter returns the counter Stage.Records expects, registered on reg.
 func NewRecordsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
@@ -109,44 +147,150 @@ func NewRecordsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	return c
 }
 
-// Process fills b.Out with one record per input. It never fails: records
-// that cannot be enriched become dead letters.
+// Process fills b.Out with one record per input, in input order. It never
+// fails: records that cannot be enriched become dead letters.
 func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
+	n := len(b.In)
 	s.decode(b.In)
-	if s.Warm != nil {
-		s.warm()
+	s.ordScratch.buf = s.ordScratch.buf[:0]
+	for i := range n {
+		s.ordered(i)
 	}
-	s.spans = s.spans[:0]
+	s.parallel(n)
+	s.assemble(b)
+	return nil
+}
+
+// ordered validates record i and runs the ordered steps on it.
+func (s *Stage) ordered(i int) {
+	r := &s.res[i]
+	*r = result{}
+	if err := s.errs[i]; err != nil {
+		r.class, r.reason = deadletter.ReasonDecode, err.Error()
+		return
+	}
+	if err := Validate(&s.raws[i]); err != nil {
+		r.class, r.reason = deadletter.ReasonInvalid, err.Error()
+		return
+	}
+	s.pvs[i].Reset()
+	defer recoverInto(r)
+	runSteps(s.Ordered, &s.raws[i], &s.pvs[i], &s.ordScratch, r)
+}
+
+// parallel runs the workers over the records the ordered pass let through.
+func (s *Stage) parallel(n int) {
+	if s.workers == nil {
+		for range max(s.Workers, 1) {
+			w := &worker{}
+			if s.NewSteps != nil {
+				w.steps = s.NewSteps()
+			}
+			s.workers = append(s.workers, w)
+		}
+	}
+	use := min(len(s.workers), (n+chunk-1)/chunk)
+	s.next.Store(0)
+	var wg sync.WaitGroup
+	for wi := 1; wi < use; wi++ {
+		wg.Go(func() { s.work(wi, n) })
+	}
+	s.work(0, n)
+	wg.Wait()
+}
+
+// work enriches and encodes chunks of records until none is left.
+func (s *Stage) work(wi, n int) {
+	w := s.workers[wi]
+	w.arena = w.arena[:0]
+	for {
+		lo := int(s.next.Add(chunk)) - chunk
+		if lo >= n {
+			return
+		}
+		for i := lo; i < min(lo+chunk, n); i++ {
+			if !s.res[i].done() {
+				s.one(w, wi, i)
+			}
+		}
+	}
+}
+
+// one runs w's chain on record i and encodes it into w's arena.
+func (s *Stage) one(w *worker, wi, i int) {
+	r := &s.res[i]
+	defer recoverInto(r)
+	// The scratch is reset per record: its strings are encoded below,
+	// before the next record overwrites them.
+	w.scratch.buf = w.scratch.buf[:0]
+	if runSteps(w.steps, &s.raws[i], &s.pvs[i], &w.scratch, r) {
+		r.w, r.start = wi, len(w.arena)
+		w.arena = s.pvs[i].AppendJSON(w.arena)
+		r.end = len(w.arena)
+	}
+}
+
+// runSteps runs steps on one record and reports whether they all succeeded;
+// otherwise r says why not.
+func runSteps(steps []Step, raw *hit.Raw, pv *pageview.Pageview, sc *Scratch, r *result) bool {
+	for _, st := range steps {
+		if err := st.Enrich(raw, pv, sc); err != nil {
+			if sk, ok := err.(*Skip); ok {
+				r.skip = sk
+			} else {
+				r.class, r.reason = deadletter.ReasonEnrich, err.Error()
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// recoverInto turns a panicking step or encoder into a dead letter for its
+// record, so one bad record never stops the partition.
+func recoverInto(r *result) {
+	if p := recover(); p != nil {
+		*r = result{class: deadletter.ReasonEnrich, reason: fmt.Sprintf("panic: %v", p)}
+	}
+}
+
+// assemble builds b.Out in input order, copying the workers' encoded
+// records into the batch's arena (the workers' arenas are reused by the
+// next batch, while this one may still be waiting to be produced).
+func (s *Stage) assemble(b *pipeline.Batch) {
+	size := 0
 	for i := range b.In {
-		in := &b.In[i]
-		start := len(b.Arena)
-		var class, reason string
-		var skip *Skip
-		b.Arena, class, reason, skip = s.one(&s.raws[i], s.errs[i], b.Arena)
-		if skip != nil {
-			b.Arena = b.Arena[:start]
-			s.Records.WithLabelValues(skip.Reason).Inc()
+		if r := &s.res[i]; !r.done() {
+			size += r.end - r.start
+		}
+	}
+	b.Arena = slices.Grow(b.Arena[:0], size)
+	enriched := 0
+	for i := range b.In {
+		in, r := &b.In[i], &s.res[i]
+		switch {
+		case r.skip != nil:
+			s.Records.WithLabelValues(r.skip.Reason).Inc()
 			// An empty topic marks "nothing to produce" for the produce stage.
 			b.Out = append(b.Out, kafka.Message{})
-			continue
-		}
-		if class != "" {
-			b.Arena = b.Arena[:start]
-			s.Records.WithLabelValues(class).Inc()
-			s.Log.Warn("record sent to the dead-letter topic", zap.String("class", class), zap.String("reason", reason),
+		case r.class != "":
+			s.Records.WithLabelValues(r.class).Inc()
+			s.Log.Warn("record sent to the dead-letter topic", zap.String("class", r.class), zap.String("reason", r.reason),
 				zap.Int("partition", in.Partition), zap.Int64("offset", in.Offset))
-			b.Out = append(b.Out, deadletter.New(*in, s.DeadletterTopic, class, reason, s.now()))
-			continue
+			b.Out = append(b.Out, deadletter.New(*in, s.DeadletterTopic, r.class, r.reason, s.now()))
+		default:
+			enriched++
+			start := len(b.Arena)
+			b.Arena = append(b.Arena, s.workers[r.w].arena[r.start:r.end]...)
+			// Grown to size above, so the arena does not move while values
+			// are cut from it.
+			b.Out = append(b.Out, kafka.Message{Topic: s.EnrichedTopic, Key: in.Key, Value: b.Arena[start:len(b.Arena):len(b.Arena)]})
 		}
-		s.Records.WithLabelValues("enriched").Inc()
-		s.spans = append(s.spans, span{len(b.Out), start, len(b.Arena)})
-		b.Out = append(b.Out, kafka.Message{Topic: s.EnrichedTopic, Key: in.Key})
 	}
-	// Values are cut from the arena only now: appending may have moved it.
-	for _, sp := range s.spans {
-		b.Out[sp.out].Value = b.Arena[sp.start:sp.end:sp.end]
+	if s.enriched == nil {
+		s.enriched = s.Records.WithLabelValues("enriched")
 	}
-	return nil
+	s.enriched.Add(float64(enriched))
 }
 
 func (s *Stage) now() time.Time {
@@ -154,33 +298,6 @@ func (s *Stage) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-// one enriches a single record, appending its JSON to arena. A non-empty
-// class means the record must be dead-lettered for reason.
-func (s *Stage) one(raw *hit.Raw, decodeErr error, arena []byte) (out []byte, class, reason string, skip *Skip) {
-	defer func() {
-		if p := recover(); p != nil {
-			out, class, reason, skip = arena, deadletter.ReasonEnrich, fmt.Sprintf("panic: %v", p), nil
-		}
-	}()
-	if decodeErr != nil {
-		return arena, deadletter.ReasonDecode, decodeErr.Error(), nil
-	}
-	if err := Validate(raw); err != nil {
-		return arena, deadletter.ReasonInvalid, err.Error(), nil
-	}
-	s.pv.Reset()
-	s.scratch.buf = s.scratch.buf[:0]
-	for _, st := range s.Steps {
-		if err := st.Enrich(raw, &s.pv, &s.scratch); err != nil {
-			if sk, ok := err.(*Skip); ok {
-				return arena, "", "", sk
-			}
-			return arena, deadletter.ReasonEnrich, err.Error(), nil
-		}
-	}
-	return s.pv.AppendJSON(arena), "", "", nil
 }
 
 // Validate checks the fields every raw hit must carry.
@@ -198,55 +315,19 @@ func Validate(r *hit.Raw) error {
 	return nil
 }
 
-// decode decodes every record of the batch once into s.raws (reused
-// across batches; fields alias the records' values, which outlive the
-// batch).
+// decode decodes every record of the batch once into s.raws, and sizes
+// the per-record slices (reused across batches; raw fields alias the
+// records' values, which outlive the batch).
 func (s *Stage) decode(in []kafka.Message) {
-	if cap(s.raws) < len(in) {
-		s.raws = make([]hit.Raw, len(in))
-		s.errs = make([]error, len(in))
+	n := len(in)
+	if cap(s.raws) < n {
+		s.raws = make([]hit.Raw, n)
+		s.errs = make([]error, n)
+		s.pvs = make([]pageview.Pageview, n)
+		s.res = make([]result, n)
 	}
-	s.raws, s.errs = s.raws[:len(in)], s.errs[:len(in)]
+	s.raws, s.errs, s.pvs, s.res = s.raws[:n], s.errs[:n], s.pvs[:n], s.res[:n]
 	for i := range in {
 		s.errs[i] = s.raws[i].Unmarshal(in[i].Value)
 	}
-}
-
-// warm runs Warm over the batch's distinct User-Agents in parallel. Records
-// that do not decode are skipped here and dead-lettered by the main loop.
-func (s *Stage) warm() {
-	seen := make(map[string]struct{}, 64)
-	var uas [][]byte
-	for i := range s.raws {
-		ua := s.raws[i].UserAgent
-		if s.errs[i] != nil || len(ua) == 0 {
-			continue
-		}
-		if _, ok := seen[string(ua)]; ok {
-			continue
-		}
-		seen[string(ua)] = struct{}{}
-		uas = append(uas, ua)
-	}
-	workers := min(max(s.WarmWorkers, 1), len(uas))
-	if workers <= 1 {
-		for _, ua := range uas {
-			s.Warm(ua)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	next := make(chan []byte)
-	for range workers {
-		wg.Go(func() {
-			for ua := range next {
-				s.Warm(ua)
-			}
-		})
-	}
-	for _, ua := range uas {
-		next <- ua
-	}
-	close(next)
-	wg.Wait()
 }

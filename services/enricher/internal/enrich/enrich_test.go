@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,8 +36,9 @@ func rawHit(ua string) *hit.Raw {
 
 func newStage(steps ...Step) (*Stage, *prometheus.CounterVec) {
 	recs := NewRecordsCounter(prometheus.NewRegistry())
+	chain := append(append([]Step{Basics}, steps...), IPPolicy(IPFull))
 	return &Stage{
-		Steps: append(append([]Step{Basics}, steps...), IPPolicy(IPFull)), EnrichedTopic: "pageviews.enriched", DeadletterTopic: "hits.deadletter",
+		NewSteps: func() []Step { return chain }, EnrichedTopic: "pageviews.enriched", DeadletterTopic: "hits.deadletter",
 		Log: zap.NewNop(), Records: recs,
 	}, recs
 }
@@ -49,7 +53,16 @@ func TestStageEnrichesAndDeadLetters(t *testing.T) {
 		}
 		return nil
 	})
-	s, recs := newStage(failing)
+	for _, workers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			s, recs := newStage(failing)
+			s.Workers = workers
+			checkEnrichesAndDeadLetters(t, s, recs)
+		})
+	}
+}
+
+func checkEnrichesAndDeadLetters(t *testing.T, s *Stage, recs *prometheus.CounterVec) {
 	noProject := rawHit("x")
 	noProject.ProjectID = nil
 	good1, good2 := rawHit("Mozilla/5.0 one"), rawHit("Mozilla/5.0 \"two\"")
@@ -187,30 +200,84 @@ func TestSkippedRecordsProduceNothing(t *testing.T) {
 	}
 }
 
-// Warm sees every distinct User-Agent of a batch once, before enrichment.
-func TestWarmDistinctUserAgents(t *testing.T) {
-	s, _ := newStage()
-	var mu sync.Mutex
-	warmed := map[string]int{}
-	s.Warm = func(ua []byte) { mu.Lock(); warmed[string(ua)]++; mu.Unlock() }
-	s.WarmWorkers = 2
-	b := &pipeline.Batch{}
-	for i := range 30 {
-		b.In = append(b.In, kafka.Message{Value: rawHit(fmt.Sprintf("ua-%d", i%7)).AppendProto(nil)})
-	}
-	b.In = append(b.In, kafka.Message{Value: []byte("not a record")})
-	if err := s.Process(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	if len(warmed) != 7 {
-		t.Fatalf("warmed %d distinct UAs, want 7", len(warmed))
-	}
-	for ua, n := range warmed {
-		if n != 1 {
-			t.Fatalf("%s warmed %d times", ua, n)
+// The ordered steps see every record in input order, once, before the
+// per-record steps; each worker's chain is its own; outputs keep input order
+// whatever worker encoded them; a record the ordered pass withholds never
+// reaches a worker.
+func TestWorkersOrderedPassAndOwnChains(t *testing.T) {
+	const n = 1000
+	var seen []string // written by the ordered step only: no lock, so -race checks it stays serial
+	ordered := StepFunc(func(raw *hit.Raw, pv *pageview.Pageview, s *Scratch) error {
+		seen = append(seen, string(raw.UserAgent))
+		if strings.HasSuffix(string(raw.UserAgent), "-skip") {
+			return &Skip{Reason: "duplicate"}
+		}
+		pv.VisitorID = s.Format(func(b []byte) []byte { return append(b, "v-"+string(raw.UserAgent)...) })
+		return nil
+	})
+	var chains, leaked atomic.Int64
+	newSteps := func() []Step {
+		chains.Add(1)
+		var held string // per-chain state between two steps, as Shared is
+		return []Step{Basics,
+			StepFunc(func(raw *hit.Raw, _ *pageview.Pageview, _ *Scratch) error {
+				if strings.HasSuffix(string(raw.UserAgent), "-skip") {
+					leaked.Add(1)
+				}
+				held = string(raw.UserAgent)
+				runtime.Gosched() // let another worker run between the two steps
+				return nil
+			}),
+			StepFunc(func(_ *hit.Raw, pv *pageview.Pageview, _ *Scratch) error { pv.DeviceModel = held; return nil }),
 		}
 	}
-	if len(b.Out) != 31 || b.Out[30].Topic != "hits.deadletter" {
-		t.Fatalf("outputs %d", len(b.Out))
+	recs := NewRecordsCounter(prometheus.NewRegistry())
+	s := &Stage{Ordered: []Step{ordered}, NewSteps: newSteps, Workers: 4, EnrichedTopic: "pageviews.enriched",
+		DeadletterTopic: "hits.deadletter", Log: zap.NewNop(), Records: recs}
+	for round := range 2 { // the second batch reuses the workers and buffers
+		seen = seen[:0]
+		b := &pipeline.Batch{}
+		var want []string
+		for i := range n {
+			ua := fmt.Sprintf("ua-%d-%d", round, i)
+			if i%10 == 3 {
+				ua += "-skip"
+			}
+			want = append(want, ua)
+			b.In = append(b.In, kafka.Message{Value: rawHit(ua).AppendProto(nil)})
+		}
+		if err := s.Process(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seen, want) {
+			t.Fatalf("round %d: the ordered step saw records out of order or more than once", round)
+		}
+		for i, out := range b.Out {
+			if strings.HasSuffix(want[i], "-skip") {
+				if out.Topic != "" {
+					t.Fatalf("round %d record %d: withheld record produced to %q", round, i, out.Topic)
+				}
+				continue
+			}
+			var pv pageview.Pageview
+			if err := json.Unmarshal(out.Value, &pv); err != nil {
+				t.Fatalf("round %d record %d: %v", round, i, err)
+			}
+			if pv.UserAgent != want[i] || pv.DeviceModel != want[i] || pv.VisitorID != "v-"+want[i] {
+				t.Fatalf("round %d record %d: got ua %q model %q visitor %q, want %q", round, i, pv.UserAgent, pv.DeviceModel, pv.VisitorID, want[i])
+			}
+		}
+	}
+	if got := chains.Load(); got != 4 {
+		t.Errorf("%d chains built for 4 workers (once, reused across batches)", got)
+	}
+	if leaked.Load() != 0 {
+		t.Errorf("%d withheld records reached a worker", leaked.Load())
+	}
+	if got := testutil.ToFloat64(recs.WithLabelValues("enriched")); got != 2*900 {
+		t.Errorf("enriched count %v, want 1800", got)
+	}
+	if got := testutil.ToFloat64(recs.WithLabelValues("duplicate")); got != 2*100 {
+		t.Errorf("withheld count %v, want 200", got)
 	}
 }

@@ -24,7 +24,7 @@ func TestIPPolicy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		s, _ := newStage()
-		s.Steps = []Step{Basics, IPPolicy(tc.def)}
+		s.NewSteps = func() []Step { return []Step{Basics, IPPolicy(tc.def)} }
 		r := rawHit("ua")
 		r.ClientIP = netip.MustParseAddr(tc.ip)
 		r.IPMode = []byte(tc.mode)
