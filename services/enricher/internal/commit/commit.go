@@ -30,8 +30,8 @@ func (s Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	if len(b.In) == 0 {
 		return nil
 	}
-	if n := len(b.Pending()); n > 0 || len(b.Acked) < len(b.Out) {
-		return errclass.Permanent(fmt.Errorf("commit refused: %d output records not acknowledged", n))
+	if !b.Delivered() {
+		return errclass.Permanent(fmt.Errorf("commit refused: %d output records not acknowledged", len(b.Pending())))
 	}
 	if err := s.C.CommitMessages(ctx, b.In...); err != nil {
 		return fmt.Errorf("commit %d offsets: %w", len(b.In), err)

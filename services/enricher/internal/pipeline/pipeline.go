@@ -49,6 +49,12 @@ func (b *Batch) Pending() []int {
 	return idx
 }
 
+// Delivered reports whether every record of Out is acknowledged: only then
+// may the offsets of In be committed.
+func (b *Batch) Delivered() bool {
+	return len(b.Acked) >= len(b.Out) && len(b.Pending()) == 0
+}
+
 // Stage processes a batch in place. An error marked permanent with
 // errclass.Permanent must not be retried; any other error may be.
 type Stage interface {

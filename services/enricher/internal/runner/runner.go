@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/pixelstream/pixelstream/services/enricher/internal/pipeline"
@@ -38,14 +39,22 @@ type Runner struct {
 	Prepare pipeline.Stage
 	// Deliver runs in the delivery goroutine: produce.
 	Deliver pipeline.Stage
-	// Commit, if set, runs in the commit goroutine on each batch Deliver
-	// succeeded on, never on a batch after one that failed. Without it,
-	// Deliver must commit too.
+	// Commit, if set, runs in the commit goroutine on the batches Deliver
+	// succeeded on, never on a batch after one that failed. Batches
+	// delivered while a commit was in flight are committed together, as one
+	// batch holding the newest record of each partition: offsets are
+	// cumulative, so that commits them all, and a slow group coordinator
+	// (a commit round trip took 9-19 ms in docs/performance.md) cannot hold
+	// back the batches behind it. Without Commit, Deliver must commit too.
 	Commit pipeline.Stage
 	// MaxBatch bounds the records in one batch.
 	MaxBatch int
 	// Linger is how long to wait for more records after the first one of a
 	// batch: it trades a little latency for fewer, larger produce calls.
+	// Past it, a batch keeps filling (up to MaxBatch) only while an
+	// earlier one is still being delivered, as Kafka's producer batches
+	// behind its in-flight request: handing it over would only queue it,
+	// and one larger produce call replaces several queued ones.
 	Linger time.Duration
 	// InFlight is how many prepared batches may wait for delivery, and
 	// delivered ones for their commit (at least 1). Memory is bounded by
@@ -58,7 +67,14 @@ type Runner struct {
 	FetchBackoff, FetchBackoffMax time.Duration
 	// OnFetchError, if set, is told of each failed fetch that will be retried.
 	OnFetchError func(err error, wait time.Duration)
+
+	// undelivered counts batches handed to delivery and not yet through it.
+	undelivered atomic.Int32
 }
+
+// lingerPoll is how often a batch past its linger checks whether delivery
+// has caught up, when no record arrives meanwhile.
+const lingerPoll = time.Millisecond
 
 // Run fetches until fetchCtx ends, then delivers the batches in hand and
 // returns nil. Deliver and Commit run under workCtx, which the caller ends
@@ -81,20 +97,14 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	committed := make(chan error, 1)
 	if r.Commit != nil {
 		delivered = make(chan *pipeline.Batch, inFlight)
-		go func() {
-			committed <- r.drain(delivered, nil, free, stop, func(b *pipeline.Batch) error {
-				if err := r.Commit.Process(workCtx, b); err != nil {
-					return fmt.Errorf("offsets of a produced batch of %d records left uncommitted: %w", len(b.In), err)
-				}
-				return nil
-			})
-		}()
+		go func() { committed <- r.commitLoop(workCtx, delivered, free, stop) }()
 	} else {
 		committed <- nil
 	}
 	deliverDone := make(chan error, 1)
 	go func() {
 		deliverDone <- r.drain(ready, delivered, free, stop, func(b *pipeline.Batch) error {
+			defer r.undelivered.Add(-1)
 			if err := r.Deliver.Process(workCtx, b); err != nil {
 				return fmt.Errorf("batch of %d records left uncommitted: %w", len(b.In), err)
 			}
@@ -142,6 +152,89 @@ func (r *Runner) drain(in <-chan *pipeline.Batch, next chan<- *pipeline.Batch, f
 	return err
 }
 
+// commitLoop commits delivered batches in order, each group of batches
+// that queued up during the previous commit in one call, and recycles
+// them. After a failure it stops the runner and commits nothing more.
+func (r *Runner) commitLoop(ctx context.Context, in <-chan *pipeline.Batch, free chan<- *pipeline.Batch, stop func()) error {
+	var err error
+	var group []*pipeline.Batch
+	merged := &pipeline.Batch{}
+	for b := range in {
+		group = append(group[:0], b)
+	queued:
+		for {
+			select {
+			case nb, ok := <-in:
+				if !ok {
+					break queued
+				}
+				group = append(group, nb)
+			default:
+				break queued
+			}
+		}
+		if err == nil {
+			if err = r.commitGroup(ctx, group, merged); err != nil {
+				stop()
+			}
+		}
+		for _, g := range group {
+			g.Reset()
+			free <- g
+		}
+	}
+	return err
+}
+
+// commitGroup commits group (batches in delivery order) through r.Commit:
+// a single batch as it is, several as merged, which holds the newest
+// record of each partition. Batches not fully delivered are never merged:
+// each goes to Commit alone, which refuses it, and nothing after it is
+// committed.
+func (r *Runner) commitGroup(ctx context.Context, group []*pipeline.Batch, merged *pipeline.Batch) error {
+	for len(group) > 0 {
+		n := 1
+		if group[0].Delivered() {
+			for n < len(group) && group[n].Delivered() {
+				n++
+			}
+		}
+		b := group[0]
+		if n > 1 {
+			merged.Reset()
+			for _, g := range group[:n] {
+				merged.In = appendNewest(merged.In, g.In)
+			}
+			b = merged
+		}
+		records := 0
+		for _, g := range group[:n] {
+			records += len(g.In)
+		}
+		if err := r.Commit.Process(ctx, b); err != nil {
+			return fmt.Errorf("offsets of %d produced records (%d batches) left uncommitted: %w", records, n, err)
+		}
+		group = group[n:]
+	}
+	return nil
+}
+
+// appendNewest merges msgs (in offset order per partition) into newest,
+// which keeps one record per topic and partition: the one of highest offset.
+func appendNewest(newest, msgs []kafka.Message) []kafka.Message {
+next:
+	for _, m := range msgs {
+		for i := range newest {
+			if newest[i].Partition == m.Partition && newest[i].Topic == m.Topic {
+				newest[i] = m
+				continue next
+			}
+		}
+		newest = append(newest, m)
+	}
+	return newest
+}
+
 func (r *Runner) fetchLoop(ctx context.Context, free chan *pipeline.Batch, ready chan<- *pipeline.Batch) error {
 	wait := r.FetchBackoff
 	for {
@@ -156,6 +249,7 @@ func (r *Runner) fetchLoop(ctx context.Context, free chan *pipeline.Batch, ready
 			if err := r.Prepare.Process(ctx, b); err != nil {
 				return fmt.Errorf("prepare: %w", err)
 			}
+			r.undelivered.Add(1)
 			ready <- b
 		} else {
 			free <- b // nothing fetched: the batch goes back unused
@@ -182,19 +276,31 @@ func (r *Runner) fetchLoop(ctx context.Context, free chan *pipeline.Batch, ready
 	}
 }
 
-// fill blocks for the first record, then takes what arrives within Linger.
+// fill blocks for the first record, then takes what arrives within
+// Linger, and after it what arrives until delivery is idle.
 func (r *Runner) fill(ctx context.Context, b *pipeline.Batch) error {
 	m, err := r.Source.FetchMessage(ctx)
 	if err != nil {
 		return err
 	}
 	b.In = append(b.In, m)
-	if r.MaxBatch <= 1 {
-		return nil
-	}
 	lctx, cancel := context.WithTimeout(ctx, r.Linger)
-	defer cancel()
-	for len(b.In) < r.MaxBatch {
+	err = r.fillUntil(ctx, lctx, b, false)
+	cancel()
+	// Still delivering: wait for records in short slices, so the batch
+	// goes as soon as delivery is free.
+	for err == nil && len(b.In) < r.MaxBatch && r.undelivered.Load() > 0 {
+		pctx, cancel := context.WithTimeout(ctx, lingerPoll)
+		err = r.fillUntil(ctx, pctx, b, true)
+		cancel()
+	}
+	return err
+}
+
+// fillUntil appends records to b until MaxBatch or until lctx ends (not an
+// error), and, if whileDelivering, until no batch is being delivered.
+func (r *Runner) fillUntil(ctx, lctx context.Context, b *pipeline.Batch, whileDelivering bool) error {
+	for len(b.In) < r.MaxBatch && !(whileDelivering && r.undelivered.Load() == 0) {
 		m, err := r.Source.FetchMessage(lctx)
 		if err != nil {
 			if ctx.Err() != nil {
