@@ -34,6 +34,10 @@
 #   BENCH_BROKER_CPU     CPU list the broker is pinned to during the edge and bare
 #                        runs [0, the load generator's CPU]; "any" leaves it unpinned
 #   BENCH_SKIP=...       comma list of parts to skip: edge,e2e,enricher
+#   BENCH_EDGE_BIN, BENCH_ENRICHER_BIN
+#                        binaries to measure instead of the tree's bin/edge and
+#                        bin/enricher: A/B runs against an older build, alternated
+#                        in the same minutes (the machine's noise moves by the minute)
 #
 # Placement (2 cores): the load generator (wrk / psbench rate) on CPU 0, the
 # server under test (bare or edge) on CPU 1; during those runs the broker
@@ -166,6 +170,8 @@ log "building bin/edge, bin/enricher and psbench"
 make -s build >/dev/null
 (cd test && go build -o "$root/bin/psbench" ./bench)
 psbench=$root/bin/psbench
+edge_bin=${BENCH_EDGE_BIN:-bin/edge}
+enricher_bin=${BENCH_ENRICHER_BIN:-bin/enricher}
 
 city=$(scripts/geoip/fetch.sh 2>/dev/null | tail -n1) || city=""
 if [[ -z $city || ! -f $city ]]; then
@@ -219,7 +225,7 @@ if ! skipped edge; then
   log "bare fasthttp GIF server vs edge publishing to Kafka: $rounds rounds × (keep-alive, Connection: close) × ${dur}s"
   start bare "$srv_cpu" "$psbench" bare -addr "$bare_addr"
   bare=$last_pid
-  start edge "$srv_cpu" env "${edge_env[@]}" RAW_TOPIC=bench.load.raw bin/edge
+  start edge "$srv_cpu" env "${edge_env[@]}" RAW_TOPIC=bench.load.raw "$edge_bin"
   edge=$last_pid
   wait_http "http://$bare_addr/" 10
   wait_http "http://$edge_admin/readyz" 30
@@ -303,9 +309,9 @@ if ! skipped e2e; then
   "$psbench" prefill -brokers "$brokers" -topic bench.e2e.raw -n "$e2e_warm" -seed 7 | sed 's/\([a-z_]*\)=/e2e_warm_\1=/g' | record >&2
   group=bench-e2e-$$-$RANDOM
   enricher_env bench.e2e.raw bench.e2e.enriched "$group"
-  start enricher-e2e "" env "${enr_env[@]}" bin/enricher
+  start enricher-e2e "" env "${enr_env[@]}" "$enricher_bin"
   enr=$last_pid
-  start edge-e2e "" env "${edge_env[@]}" RAW_TOPIC=bench.e2e.raw bin/edge
+  start edge-e2e "" env "${edge_env[@]}" RAW_TOPIC=bench.e2e.raw "$edge_bin"
   edge=$last_pid
   wait_http "http://$edge_admin/readyz" 30
   wait_http "http://$enr_admin/readyz" 120
@@ -333,13 +339,13 @@ fi
 drainrun() {
   local label=$1 topic=$2 enriched=$3 n=$4
   enricher_env "$topic" "$enriched" "bench-$label-$$-$RANDOM"
-  start "enricher-$label" "" env "${enr_env[@]}" bin/enricher
+  start "enricher-$label" "" env "${enr_env[@]}" "$enricher_bin"
   local enr=$last_pid
   local prof_args=()
   if [[ $profile == 1 ]]; then
     prof_args=(-cpuprofile "$out/enricher-$label-cpu.pprof" -profile-seconds 10 -allocprofile "$out/enricher-$label-allocs.pprof")
   fi
-  "$psbench" drain -admin "http://$enr_admin" -pid "$enr" -n "$n" -timeout 5m -label "${label}_" "${prof_args[@]}" | record >&2
+  "$psbench" drain -admin "http://$enr_admin" -pid "$enr" -broker-pid "$kafka_pid" -n "$n" -timeout 5m -label "${label}_" "${prof_args[@]}" | record >&2
   stop "$enr"
 }
 
@@ -378,11 +384,12 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
     row "constant rate $l ($(kv ${l}_target_rps)/s)" "$(kv ${l}_achieved_rps)" "$(kv ${l}_p50_ms)" "$(kv ${l}_p99_ms)" ""
   done
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
+  echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "enricher, realistic mix: $(kv tput_events_per_s) events/s over $(kv tput_window_s) s, $(kv tput_cores_used) cores, $(kv tput_events_per_cpu_s) events per CPU-second; second half $(kv tput_second_half_events_per_s)/s; UA cache hit rate $(kv tput_ua_cache_hit_rate) ($(kv tput_ua_cache_misses) misses)"
-  echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s)"
+  echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s); broker $(kv tput_broker_cores) cores, machine idle $(kv tput_idle_cores), steal $(kv tput_steal_cores) cores"
   echo "enricher, head-only mix: $(kv head_events_per_s) events/s, $(kv head_cores_used) cores, $(kv head_events_per_cpu_s) events per CPU-second, UA cache hit rate $(kv head_ua_cache_hit_rate)"
-  echo "          stage seconds: enrich $(kv head_stage_enrich_s), produce $(kv head_stage_produce_s), commit $(kv head_stage_commit_s)"
+  echo "          stage seconds: enrich $(kv head_stage_enrich_s), produce $(kv head_stage_produce_s), commit $(kv head_stage_commit_s); broker $(kv head_broker_cores) cores, machine idle $(kv head_idle_cores), steal $(kv head_steal_cores) cores"
   echo
   trow "target" "measured" "verdict"
   trow "edge/bare requests/s, keep-alive >= 0.7 (median ratio)" "$(kv ratio_ka)" "$(verdict "$(kv ratio_ka)" ">=" 0.7)"

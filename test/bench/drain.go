@@ -85,6 +85,7 @@ func cmdDrain(args []string) error {
 	admin := fs.String("admin", "http://127.0.0.1:18101", "enricher admin base URL")
 	label := fs.String("label", "", "prefix of the printed keys")
 	pid := fs.Int("pid", 0, "enricher process id")
+	brokerPid := fs.Int("broker-pid", 0, "broker process id: its CPU over the same window is reported too (0: not)")
 	n := fs.Int("n", 1_500_000, "records to wait for")
 	timeout := fs.Duration("timeout", 4*time.Minute, "give up after this long")
 	every := fs.Duration("every", 100*time.Millisecond, "poll interval")
@@ -99,9 +100,12 @@ func cmdDrain(args []string) error {
 	metricsURL := *admin + "/metrics"
 
 	type sample struct {
-		t   time.Time
-		c   float64
-		cpu float64
+		t         time.Time
+		c         float64
+		cpu       float64
+		brokerCPU float64
+		idle      float64 // the machine's idle CPU-seconds (/proc/stat)
+		steal     float64 // CPU-seconds the hypervisor gave to other guests
 	}
 	var first, last, half sample
 	profDone := make(chan error, 1)
@@ -115,9 +119,14 @@ func cmdDrain(args []string) error {
 				return fmt.Errorf("enricher process: %w", cerr)
 			}
 			c := m["pixelstream_enricher_records_total"]
+			var bcpu float64
+			if *brokerPid != 0 {
+				bcpu, _ = cpuSeconds(*brokerPid)
+			}
+			idle, steal, _ := machineTimes()
 			if !started && c > 0 {
 				started = true
-				first = sample{now, c, cpu}
+				first = sample{now, c, cpu, bcpu, idle, steal}
 				if *cpuProfile != "" {
 					go func() {
 						profDone <- fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", *admin, *profSeconds), *cpuProfile)
@@ -125,7 +134,7 @@ func cmdDrain(args []string) error {
 				}
 			}
 			if started {
-				last = sample{now, c, cpu}
+				last = sample{now, c, cpu, bcpu, idle, steal}
 				if half.t.IsZero() && c >= float64(*n)/2 {
 					half = last
 				}
@@ -138,6 +147,11 @@ func cmdDrain(args []string) error {
 				misses := m["pixelstream_enricher_useragent_cache_misses_total"]
 				fmt.Fprintf(out, "enricher_records=%.0f window_records=%.0f window_s=%.2f events_per_s=%.0f cpu_s=%.2f cores_used=%.2f events_per_cpu_s=%.0f\n",
 					c, done, el, done/el, cpuUsed, cpuUsed/el, done/cpuUsed)
+				// Where the rest of the machine went: the broker's share and
+				// what stayed idle tell whether more enricher parallelism
+				// could have had a core to run on.
+				fmt.Fprintf(out, "broker_cores=%.2f idle_cores=%.2f steal_cores=%.2f\n", (last.brokerCPU-first.brokerCPU)/el,
+					(last.idle-first.idle)/el, (last.steal-first.steal)/el)
 				if hw := last.t.Sub(half.t).Seconds(); hw > 0 && last.cpu > half.cpu {
 					fmt.Fprintf(out, "second_half_events_per_s=%.0f second_half_events_per_cpu_s=%.0f\n",
 						(last.c-half.c)/hw, (last.c-half.c)/(last.cpu-half.cpu))

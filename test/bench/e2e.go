@@ -73,8 +73,11 @@ func cmdE2E(args []string) error {
 	// Let the consumer join and resolve its offsets before the first hit.
 	time.Sleep(1500 * time.Millisecond)
 
+	_, steal0, _ := machineTimes()
+	sendStart := time.Now()
 	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
 	sendEnd := time.Now()
+	_, steal1, _ := machineTimes()
 	for time.Since(sendEnd) < *wait && matched.Load() < int64(n) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -101,6 +104,10 @@ func cmdE2E(args []string) error {
 	h := percentiles(httpLat, 50, 99)
 	fmt.Printf("e2e_target_rps=%.0f e2e_achieved_rps=%.0f e2e_sent=%d e2e_ok=%d e2e_matched=%d e2e_missing=%d\n",
 		*rate, float64(okResp)/el, n, okResp, len(e2e), missing)
+	// Steal: CPU time the hypervisor gave to other guests while sending,
+	// which stalls every process here at once (latency spikes no code
+	// path explains).
+	fmt.Printf("e2e_steal_cores=%.2f\n", (steal1-steal0)/sendEnd.Sub(sendStart).Seconds())
 	fmt.Printf("e2e_p50_ms=%.1f e2e_p90_ms=%.1f e2e_p99_ms=%.1f e2e_max_ms=%.1f e2e_http_p50_ms=%.3f e2e_http_p99_ms=%.3f\n",
 		p[0], p[1], p[2], p[3], h[0], h[1])
 	return nil

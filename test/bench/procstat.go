@@ -37,6 +37,28 @@ func cpuSeconds(pid int) (float64, error) {
 	return (ut + st) / clockTicks, nil
 }
 
+// machineTimes returns the machine's idle CPU time (idle + iowait) and the
+// time the hypervisor gave its CPUs to other guests (steal), in seconds,
+// all CPUs summed, from the "cpu" line of /proc/stat.
+func machineTimes() (idle, steal float64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	}
+	var v [3]float64
+	for i, k := range []int{4, 5, 8} {
+		if v[i], err = strconv.ParseFloat(f[k], 64); err != nil {
+			return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+		}
+	}
+	return (v[0] + v[1]) / clockTicks, v[2] / clockTicks, nil
+}
+
 // statusKB returns a "Vm…:  N kB" field of /proc/<pid>/status.
 func statusKB(pid int, field string) (int, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

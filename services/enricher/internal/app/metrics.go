@@ -46,21 +46,35 @@ func (h *produceHealth) check() error {
 	return nil
 }
 
-// readerCollector exposes the consumer's lag from kafka-go's reader stats.
+// readerCollector exposes the consumer's lag and fetch requests from
+// kafka-go's reader stats. Stats returns counters since its previous call,
+// so the collector is their only caller and keeps the running total.
 type readerCollector struct {
-	r   *kafka.Reader
-	lag *prometheus.Desc
+	r            *kafka.Reader
+	lag, fetches *prometheus.Desc
+	mu           sync.Mutex
+	fetchesTotal int64
 }
 
 func newReaderCollector(r *kafka.Reader) prometheus.Collector {
-	return &readerCollector{r: r, lag: prometheus.NewDesc("pixelstream_enricher_consumer_lag_records",
-		"Records between the reader's position and the end of the partition it last fetched.", nil, nil)}
+	return &readerCollector{r: r,
+		lag: prometheus.NewDesc("pixelstream_enricher_consumer_lag_records",
+			"Records between the reader's position and the end of the partition it last fetched.", nil, nil),
+		fetches: prometheus.NewDesc("pixelstream_enricher_consumer_fetches_total",
+			"Fetch requests sent to the brokers (one per partition and fetch): with records_total, the records per fetch, which -fetch-min-bytes and -fetch-max-wait trade against latency.", nil, nil),
+	}
 }
 
-func (c *readerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag }
+func (c *readerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag; ch <- c.fetches }
 
 func (c *readerCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(c.r.Stats().Lag))
+	c.mu.Lock()
+	st := c.r.Stats()
+	c.fetchesTotal += st.Fetches
+	total := c.fetchesTotal
+	c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(st.Lag))
+	ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(total))
 }
 
 // uaCollector exposes the User-Agent cache's hits and misses.
