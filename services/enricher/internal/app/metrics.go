@@ -61,7 +61,7 @@ func newReaderCollector(r *kafka.Reader) prometheus.Collector {
 		lag: prometheus.NewDesc("pixelstream_enricher_consumer_lag_records",
 			"Records between the reader's position and the end of the partition it last fetched.", nil, nil),
 		fetches: prometheus.NewDesc("pixelstream_enricher_consumer_fetches_total",
-			"Fetch requests sent to the brokers (one per partition and fetch): with records_total, the records per fetch, which -fetch-min-bytes and -fetch-max-wait trade against latency.", nil, nil),
+			"Fetch requests sent to the brokers (kafka-go fetches each partition apart): with records_total, the records per fetch, a cost the broker pays per request.", nil, nil),
 	}
 }
 
