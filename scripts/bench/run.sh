@@ -384,7 +384,7 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
     row "constant rate $l ($(kv ${l}_target_rps)/s)" "$(kv ${l}_achieved_rps)" "$(kv ${l}_p50_ms)" "$(kv ${l}_p99_ms)" ""
   done
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
-  echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms"
+  echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "enricher, realistic mix: $(kv tput_events_per_s) events/s over $(kv tput_window_s) s, $(kv tput_cores_used) cores, $(kv tput_events_per_cpu_s) events per CPU-second; second half $(kv tput_second_half_events_per_s)/s; UA cache hit rate $(kv tput_ua_cache_hit_rate) ($(kv tput_ua_cache_misses) misses)"
   echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s); broker $(kv tput_broker_cores) cores, machine idle $(kv tput_idle_cores), steal $(kv tput_steal_cores) cores"

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,6 +86,10 @@ func cmdE2E(args []string) error {
 	<-consumerDone
 
 	var e2e, httpLat []int64
+	// Latencies by the second the hit was answered in: whether the slow
+	// tail is spread evenly or comes from a few stalled seconds (a broker
+	// collection, a noisy neighbour) changes what to fix.
+	perSecond := map[int64][]int64{}
 	okResp, missing := 0, 0
 	for i := range n {
 		if res.end[i] == 0 || res.status[i] != 200 {
@@ -98,6 +103,8 @@ func cmdE2E(args []string) error {
 			continue
 		}
 		e2e = append(e2e, r-res.end[i])
+		sec := (res.end[i] - res.started.UnixNano()) / 1e9
+		perSecond[sec] = append(perSecond[sec], r-res.end[i])
 	}
 	el := float64(res.finished.Sub(res.started)) / 1e9
 	p := percentiles(e2e, 50, 90, 99, 100)
@@ -108,6 +115,21 @@ func cmdE2E(args []string) error {
 	// which stalls every process here at once (latency spikes no code
 	// path explains).
 	fmt.Printf("e2e_steal_cores=%.2f\n", (steal1-steal0)/sendEnd.Sub(sendStart).Seconds())
+	var secP99 []float64
+	for _, v := range perSecond {
+		secP99 = append(secP99, percentiles(v, 99)[0])
+	}
+	slices.Sort(secP99)
+	over := 0
+	for _, v := range secP99 {
+		if v >= 100 {
+			over++
+		}
+	}
+	if len(secP99) > 0 {
+		fmt.Printf("e2e_seconds=%d e2e_seconds_p99_over_100ms=%d e2e_second_p99_median_ms=%.1f e2e_second_p99_worst_ms=%.1f\n",
+			len(secP99), over, secP99[len(secP99)/2], secP99[len(secP99)-1])
+	}
 	fmt.Printf("e2e_p50_ms=%.1f e2e_p90_ms=%.1f e2e_p99_ms=%.1f e2e_max_ms=%.1f e2e_http_p50_ms=%.3f e2e_http_p99_ms=%.3f\n",
 		p[0], p[1], p[2], p[3], h[0], h[1])
 	return nil
