@@ -39,20 +39,30 @@ func (b *Batch) Reset() {
 }
 
 // Pending returns the indexes of Out not yet acknowledged.
-func (b *Batch) Pending() []int {
-	var idx []int
+func (b *Batch) Pending() []int { return b.AppendPending(nil) }
+
+// AppendPending appends the indexes of Out not yet acknowledged to dst.
+func (b *Batch) AppendPending(dst []int) []int {
 	for i := range b.Out {
 		if i >= len(b.Acked) || !b.Acked[i] {
-			idx = append(idx, i)
+			dst = append(dst, i)
 		}
 	}
-	return idx
+	return dst
 }
 
 // Delivered reports whether every record of Out is acknowledged: only then
 // may the offsets of In be committed.
 func (b *Batch) Delivered() bool {
-	return len(b.Acked) >= len(b.Out) && len(b.Pending()) == 0
+	if len(b.Acked) < len(b.Out) {
+		return false
+	}
+	for _, ok := range b.Acked[:len(b.Out)] {
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Stage processes a batch in place. An error marked permanent with

@@ -112,6 +112,26 @@ func TestPending(t *testing.T) {
 	}
 }
 
+func TestDelivered(t *testing.T) {
+	tests := []struct {
+		out   int
+		acked []bool
+		want  bool
+	}{
+		{0, nil, true},
+		{2, []bool{true, true}, true},
+		{2, []bool{true}, false},              // the second never sent
+		{2, []bool{true, false}, false},       // the second refused
+		{1, []bool{true, false, false}, true}, // Acked longer than Out
+	}
+	for _, tt := range tests {
+		b := &Batch{Out: make([]kafka.Message, tt.out), Acked: tt.acked}
+		if got := b.Delivered(); got != tt.want {
+			t.Errorf("Out %d Acked %v: Delivered() = %v, want %v", tt.out, tt.acked, got, tt.want)
+		}
+	}
+}
+
 func TestObserveAge(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	h := NewEventAge(reg)
