@@ -1,6 +1,7 @@
 package device
 
 import (
+	"math/bits"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -371,7 +372,22 @@ func (n *compiledNeed) admits(found []uint64) bool {
 type filtered struct {
 	uap            *uaparser.Parser
 	lits           *trie
-	ua, os, device []*compiledNeed
+	ua, os, device list
+}
+
+// list is the prefilter of one expression list (user agent, OS, device).
+// Checking every expression's need against the literals found cost a fifth
+// of a parse, for ~1,200 expressions of which a handful can match; the
+// index turns the literals found into the candidates instead.
+type list struct {
+	needs []*compiledNeed
+	// always marks (bit i = expression i) those with no need.
+	always []uint64
+	// byLit lists, per literal id, the expressions whose first required
+	// set holds that literal: an expression can only match if one of
+	// them is present, so the union over the literals found holds every
+	// expression that can match (the rest of its need is checked after).
+	byLit [][]int32
 }
 
 func newFiltered(uap *uaparser.Parser) *filtered {
@@ -392,40 +408,85 @@ func newFiltered(uap *uaparser.Parser) *filtered {
 		return c
 	}
 	for _, p := range uap.UA {
-		f.ua = append(f.ua, compile(p.Reg))
+		f.ua.needs = append(f.ua.needs, compile(p.Reg))
 	}
 	for _, p := range uap.OS {
-		f.os = append(f.os, compile(p.Reg))
+		f.os.needs = append(f.os.needs, compile(p.Reg))
 	}
 	for _, p := range uap.Device {
-		f.device = append(f.device, compile(p.Reg))
+		f.device.needs = append(f.device.needs, compile(p.Reg))
+	}
+	for _, l := range []*list{&f.ua, &f.os, &f.device} {
+		l.index(int(f.lits.count))
 	}
 	return f
+}
+
+// index builds always and byLit from needs, for literal ids below lits.
+func (l *list) index(lits int) {
+	l.always = make([]uint64, (len(l.needs)+63)/64)
+	l.byLit = make([][]int32, lits)
+	for i, n := range l.needs {
+		if n == nil || len(n.sets) == 0 {
+			l.always[i>>6] |= 1 << (i & 63)
+			continue
+		}
+		for _, id := range n.sets[0] {
+			// A set may name a literal twice; one entry is enough.
+			if k := len(l.byLit[id]); k == 0 || l.byLit[id][k-1] != int32(i) {
+				l.byLit[id] = append(l.byLit[id], int32(i))
+			}
+		}
+	}
+}
+
+// candidates sets in dst (bit i = expression i) every expression whose
+// need the literals found may satisfy, or every expression if found is nil.
+func (l *list) candidates(found, dst []uint64) []uint64 {
+	dst = append(dst[:0], l.always...)
+	if found == nil {
+		for i := range l.needs {
+			dst[i>>6] |= 1 << (i & 63)
+		}
+		return dst
+	}
+	for w, word := range found {
+		for word != 0 {
+			id := w<<6 + bits.TrailingZeros64(word)
+			word &= word - 1
+			for _, i := range l.byLit[id] {
+				dst[i>>6] |= 1 << (i & 63)
+			}
+		}
+	}
+	return dst
 }
 
 // parse returns what uap-go's ParseUserAgent, ParseOs and ParseDevice return
 // for line, without their caches.
 func (f *filtered) parse(line string) (*uaparser.UserAgent, *uaparser.Os, *uaparser.Device) {
-	ok := true
-	for i := 0; i < len(line); i++ {
-		if line[i] >= 0x80 {
-			ok = false
-			break
-		}
-	}
-	found := make([]uint64, (f.lits.count+63)/64)
-	if ok {
+	var found []uint64 // nil: not prefiltered, every expression is tried
+	if isASCII(line) {
+		found = make([]uint64, (f.lits.count+63)/64)
 		f.lits.scan(asciiLower(line), found)
 	}
-	try := func(n *compiledNeed) bool { return !ok || n.admits(found) }
-
+	var cand []uint64
 	ua := new(uaparser.UserAgent)
-	firstMatch(f.uap.UA, f.ua, try, line, ua, func(u *uaparser.UserAgent) *string { return &u.Family })
+	cand = firstMatch(f.uap.UA, &f.ua, found, cand, line, ua, func(u *uaparser.UserAgent) *string { return &u.Family })
 	os := new(uaparser.Os)
-	firstMatch(f.uap.OS, f.os, try, line, os, func(o *uaparser.Os) *string { return &o.Family })
+	cand = firstMatch(f.uap.OS, &f.os, found, cand, line, os, func(o *uaparser.Os) *string { return &o.Family })
 	d := new(uaparser.Device)
-	firstMatch(f.uap.Device, f.device, try, line, d, func(d *uaparser.Device) *string { return &d.Family })
+	firstMatch(f.uap.Device, &f.device, found, cand, line, d, func(d *uaparser.Device) *string { return &d.Family })
 	return ua, os, d
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // matcher is uap-go's expression type of one list (user agent, OS, device).
@@ -434,15 +495,23 @@ type matcher[T any] interface{ Match(line string, out *T) }
 // firstMatch does what uap-go's ParseUserAgent, ParseOs and ParseDevice do
 // without their caches: the expressions are tried in order until one gives
 // a family ("Other" if none does), except that those the prefilter rules
-// out are skipped.
-func firstMatch[T any, M matcher[T]](pats []M, needs []*compiledNeed, admit func(*compiledNeed) bool,
-	line string, out *T, family func(*T) *string) {
-	for i, p := range pats {
-		if admit(needs[i]) {
-			if p.Match(line, out); *family(out) != "" {
-				return
+// out are skipped. cand is scratch for the candidate set, returned for
+// reuse.
+func firstMatch[T any, M matcher[T]](pats []M, l *list, found, cand []uint64,
+	line string, out *T, family func(*T) *string) []uint64 {
+	cand = l.candidates(found, cand)
+	for w, word := range cand {
+		for word != 0 {
+			i := w<<6 + bits.TrailingZeros64(word)
+			word &= word - 1
+			if found != nil && !l.needs[i].admits(found) {
+				continue
+			}
+			if pats[i].Match(line, out); *family(out) != "" {
+				return cand
 			}
 		}
 	}
 	*family(out) = "Other"
+	return cand
 }
