@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	enrichStage := &enrich.Stage{
 		Ordered:         ordered,
 		NewSteps:        newSteps,
-		Workers:         runtime.GOMAXPROCS(0),
+		Workers:         cmp.Or(cfg.EnrichWorkers, runtime.GOMAXPROCS(0)),
 		EnrichedTopic:   cfg.EnrichedTopic,
 		DeadletterTopic: cfg.DeadletterTopic,
 		Log:             log,

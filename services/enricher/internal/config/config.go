@@ -27,6 +27,7 @@ type Config struct {
 	UACacheSize    int
 	BatchSize      int
 	BatchLinger    time.Duration
+	EnrichWorkers  int
 	RetryInitial   time.Duration
 	RetryMax       time.Duration
 	SessionTimeout time.Duration
@@ -59,6 +60,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
 	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 2000, "records per fetch-enrich-produce-commit cycle")
 	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch")
+	s.Int(&c.EnrichWorkers, "enrich-workers", "ENRICHER_WORKERS", 0, "goroutines enriching a batch in parallel (0: one per CPU, GOMAXPROCS); the ordered steps (dedup, sessions) always run in one")
 	s.Duration(&c.RetryInitial, "retry-initial", "ENRICHER_RETRY_INITIAL", 100*time.Millisecond, "first backoff when producing or committing fails")
 	s.Duration(&c.RetryMax, "retry-max", "ENRICHER_RETRY_MAX", 10*time.Second, "backoff cap; the enricher retries until the broker is back, never skipping a record")
 	s.Duration(&c.SessionTimeout, "group-session-timeout", "ENRICHER_GROUP_SESSION_TIMEOUT", 10*time.Second, "consumer group session timeout: how fast a dead member's partitions move")
@@ -83,6 +85,7 @@ var (
 	ErrBatch     = errors.New("batch size must be between 1 and 100000")
 	ErrDuration  = errors.New("durations must be positive")
 	ErrUACache   = errors.New("ua-cache-size must be at least 1")
+	ErrWorkers   = errors.New("enrich-workers must be between 0 (one per CPU) and 256")
 	ErrIPMode    = errors.New(`default-ip-mode must be "full", "truncate" or "drop"`)
 	ErrVisitor   = errors.New("salt topic, session timeout, session cap, dedup window and dedup cap must be set and positive")
 )
@@ -104,6 +107,8 @@ func (c *Config) Validate() error {
 		return ErrDuration
 	case c.UACacheSize < 1:
 		return ErrUACache
+	case c.EnrichWorkers < 0 || c.EnrichWorkers > 256:
+		return fmt.Errorf("%w: got %d", ErrWorkers, c.EnrichWorkers)
 	case !hit.ValidIPMode(c.DefaultIPMode):
 		return fmt.Errorf("%w: got %q", ErrIPMode, c.DefaultIPMode)
 	case c.SaltTopic == "" || c.VisitorSessionTimeout <= 0 || c.VisitorSessionMax < 1 || c.DedupWindow <= 0 ||

@@ -34,6 +34,8 @@ func TestValidate(t *testing.T) {
 		{"bad duration", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-retry-max", "1ms"}, ErrDuration},
 		{"bad ip mode", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_DEFAULT_IP_MODE": "hash"}, nil, ErrIPMode},
 		{"bad session", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-visitor-session-timeout", "0s"}, ErrVisitor},
+		{"negative workers", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-enrich-workers", "-1"}, ErrWorkers},
+		{"too many workers", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_WORKERS": "1000"}, nil, ErrWorkers},
 		{"no group", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_GROUP_ID": ""}, []string{"-group-id="}, ErrNoGroup},
 	}
 	for _, tc := range tests {
