@@ -103,8 +103,7 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	}
 	deliverDone := make(chan error, 1)
 	go func() {
-		deliverDone <- r.drain(ready, delivered, free, stop, func(b *pipeline.Batch) error {
-			defer r.undelivered.Add(-1)
+		deliverDone <- r.deliverLoop(ready, delivered, free, stop, func(b *pipeline.Batch) error {
 			if err := r.Deliver.Process(workCtx, b); err != nil {
 				return fmt.Errorf("batch of %d records left uncommitted: %w", len(b.In), err)
 			}
@@ -127,21 +126,26 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	return nil
 }
 
-// drain runs step on every batch from in, in order, and passes each batch
-// it succeeded on to next (or back to free when next is nil). After a
-// failure it stops the runner and only recycles what still arrives: no
-// later batch reaches the next step. It closes next when in is closed.
-func (r *Runner) drain(in <-chan *pipeline.Batch, next chan<- *pipeline.Batch, free chan<- *pipeline.Batch,
+// deliverLoop runs step (delivery) on every batch from in, in order, and
+// passes each batch it succeeded on to next (or back to free when next is
+// nil). After a failure it stops the runner and only recycles what still
+// arrives: no later batch reaches the next step. Every batch taken from in
+// leaves the undelivered count. It closes next when in is closed.
+func (r *Runner) deliverLoop(in <-chan *pipeline.Batch, next chan<- *pipeline.Batch, free chan<- *pipeline.Batch,
 	stop func(), step func(*pipeline.Batch) error) error {
 	var err error
 	for b := range in {
 		if err == nil {
-			if err = step(b); err != nil {
+			err = step(b)
+			r.undelivered.Add(-1)
+			if err != nil {
 				stop()
 			} else if next != nil {
 				next <- b
 				continue
 			}
+		} else {
+			r.undelivered.Add(-1)
 		}
 		b.Reset()
 		free <- b
