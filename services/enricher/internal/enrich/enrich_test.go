@@ -163,12 +163,18 @@ func FuzzStage(f *testing.F) {
 
 func BenchmarkStageBasics(b *testing.B) {
 	s, _ := newStage()
-	batch := &pipeline.Batch{}
 	v := rawHit("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36").AppendProto(nil)
 	in := make([]kafka.Message, 100)
 	for i := range in {
 		in[i].Value = v
 	}
+	benchBatches(b, s, in)
+}
+
+// benchBatches runs in through s as one batch per iteration and reports
+// the wall time per record.
+func benchBatches(b *testing.B, s *Stage, in []kafka.Message) {
+	batch := &pipeline.Batch{}
 	b.ReportAllocs()
 	for b.Loop() {
 		batch.Reset()

@@ -142,14 +142,7 @@ func BenchmarkRealChain(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			s, _ := newStage()
 			s.NewSteps, s.Workers = newSteps, workers
-			batch := &pipeline.Batch{}
-			b.ReportAllocs()
-			for b.Loop() {
-				batch.Reset()
-				batch.In = append(batch.In, in...)
-				_ = s.Process(context.Background(), batch)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/record")
+			benchBatches(b, s, in)
 		})
 	}
 }
