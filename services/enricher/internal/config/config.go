@@ -59,7 +59,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.UARegexes, "ua-regexes", "ENRICHER_UA_REGEXES", "", "path of a uap-core regexes.yaml newer than the embedded one; empty uses the embedded")
 	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
 	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 2000, "records per fetch-enrich-produce-commit cycle")
-	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch")
+	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch; past it a batch keeps filling (up to -batch-size) while the previous one is still being produced")
 	s.Int(&c.EnrichWorkers, "enrich-workers", "ENRICHER_WORKERS", 0, "goroutines enriching a batch in parallel (0: one per CPU, GOMAXPROCS); the ordered steps (dedup, sessions) always run in one")
 	s.Duration(&c.RetryInitial, "retry-initial", "ENRICHER_RETRY_INITIAL", 100*time.Millisecond, "first backoff when producing or committing fails")
 	s.Duration(&c.RetryMax, "retry-max", "ENRICHER_RETRY_MAX", 10*time.Second, "backoff cap; the enricher retries until the broker is back, never skipping a record")
