@@ -79,8 +79,8 @@ func Str(b []byte) string {
 // sessions). The per-record steps run next on Workers goroutines, each
 // with its own chain from NewSteps, and each worker encodes the records it
 // enriched. Only the ordered pass is serial, so a batch is enriched on
-// every core instead of one. A record a per-record step fails (a panic:
-// the steps return no other error today) is dead-lettered after the
+// every core instead of one. A record on which a per-record step fails (a
+// panic: those steps return no error today) is dead-lettered after the
 // ordered steps saw it, so its session has advanced: replaying it from the
 // dead-letter topic counts it in the session once more.
 type Stage struct {
