@@ -7,6 +7,7 @@ package enrich
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +118,7 @@ type Stage struct {
 }
 
 // result is what became of one record: withheld, dead-lettered, or encoded
-// into the batch's Arenas[w][start:end].
+// into arena[start:end] of worker w.
 type result struct {
 	skip          *Skip
 	class, reason string
@@ -126,10 +127,11 @@ type result struct {
 
 func (r *result) done() bool { return r.skip != nil || r.class != "" }
 
-// worker is one goroutine's chain of steps and its scratch.
+// worker is one goroutine's chain of steps and its buffers.
 type worker struct {
 	steps   []Step
 	scratch Scratch
+	arena   []byte
 }
 
 // chunk is how many consecutive records a worker takes at a time: enough
@@ -157,7 +159,7 @@ func (s *Stage) Process(_ context.Context, b *pipeline.Batch) error {
 	for i := range n {
 		s.ordered(i)
 	}
-	s.parallel(b)
+	s.parallel(n)
 	s.assemble(b)
 	return nil
 }
@@ -179,9 +181,8 @@ func (s *Stage) ordered(i int) {
 	runSteps(s.Ordered, &s.raws[i], &s.pvs[i], &s.ordScratch, r)
 }
 
-// parallel runs the workers over the records the ordered pass let through,
-// each encoding into its own arena of the batch.
-func (s *Stage) parallel(b *pipeline.Batch) {
+// parallel runs the workers over the records the ordered pass let through.
+func (s *Stage) parallel(n int) {
 	if s.workers == nil {
 		for range max(s.Workers, 1) {
 			w := &worker{}
@@ -191,24 +192,20 @@ func (s *Stage) parallel(b *pipeline.Batch) {
 			s.workers = append(s.workers, w)
 		}
 	}
-	for len(b.Arenas) < len(s.workers) {
-		b.Arenas = append(b.Arenas, nil)
-	}
-	n := len(b.In)
 	use := min(len(s.workers), (n+chunk-1)/chunk)
 	s.next.Store(0)
 	var wg sync.WaitGroup
 	for wi := 1; wi < use; wi++ {
-		wg.Go(func() { s.work(wi, n, &b.Arenas[wi]) })
+		wg.Go(func() { s.work(wi, n) })
 	}
-	s.work(0, n, &b.Arenas[0])
+	s.work(0, n)
 	wg.Wait()
 }
 
-// work enriches chunks of records, encoding them into arena, until none
-// is left.
-func (s *Stage) work(wi, n int, arena *[]byte) {
+// work enriches and encodes chunks of records until none is left.
+func (s *Stage) work(wi, n int) {
 	w := s.workers[wi]
+	w.arena = w.arena[:0]
 	for {
 		lo := int(s.next.Add(chunk)) - chunk
 		if lo >= n {
@@ -216,23 +213,23 @@ func (s *Stage) work(wi, n int, arena *[]byte) {
 		}
 		for i := lo; i < min(lo+chunk, n); i++ {
 			if !s.res[i].done() {
-				s.one(w, wi, i, arena)
+				s.one(w, wi, i)
 			}
 		}
 	}
 }
 
-// one runs w's chain on record i and encodes it into arena.
-func (s *Stage) one(w *worker, wi, i int, arena *[]byte) {
+// one runs w's chain on record i and encodes it into w's arena.
+func (s *Stage) one(w *worker, wi, i int) {
 	r := &s.res[i]
 	defer recoverInto(r)
 	// The scratch is reset per record: its strings are encoded below,
 	// before the next record overwrites them.
 	w.scratch.buf = w.scratch.buf[:0]
 	if runSteps(w.steps, &s.raws[i], &s.pvs[i], &w.scratch, r) {
-		r.w, r.start = wi, len(*arena)
-		*arena = s.pvs[i].AppendJSON(*arena)
-		r.end = len(*arena)
+		r.w, r.start = wi, len(w.arena)
+		w.arena = s.pvs[i].AppendJSON(w.arena)
+		r.end = len(w.arena)
 	}
 }
 
@@ -260,9 +257,17 @@ func recoverInto(r *result) {
 	}
 }
 
-// assemble builds b.Out in input order. Values are cut from the arenas
-// only now that every worker is done: appending may have moved them.
+// assemble builds b.Out in input order, copying the workers' encoded
+// records into the batch's arena (the workers' arenas are reused by the
+// next batch, while this one may still be waiting to be produced).
 func (s *Stage) assemble(b *pipeline.Batch) {
+	size := 0
+	for i := range b.In {
+		if r := &s.res[i]; !r.done() {
+			size += r.end - r.start
+		}
+	}
+	b.Arena = slices.Grow(b.Arena[:0], size)
 	enriched := 0
 	for i := range b.In {
 		in, r := &b.In[i], &s.res[i]
@@ -278,7 +283,11 @@ func (s *Stage) assemble(b *pipeline.Batch) {
 			b.Out = append(b.Out, deadletter.New(*in, s.DeadletterTopic, r.class, r.reason, s.now()))
 		default:
 			enriched++
-			b.Out = append(b.Out, kafka.Message{Topic: s.EnrichedTopic, Key: in.Key, Value: b.Arenas[r.w][r.start:r.end:r.end]})
+			start := len(b.Arena)
+			b.Arena = append(b.Arena, s.workers[r.w].arena[r.start:r.end]...)
+			// Grown to size above, so the arena does not move while values
+			// are cut from it.
+			b.Out = append(b.Out, kafka.Message{Topic: s.EnrichedTopic, Key: in.Key, Value: b.Arena[start:len(b.Arena):len(b.Arena)]})
 		}
 	}
 	if s.enriched == nil {

@@ -23,10 +23,9 @@ type Batch struct {
 	// Acked[i] is true once Out[i] is acknowledged; a retried produce
 	// stage sends only the rest, so a partial failure is not duplicated.
 	Acked []bool
-	// Arenas back the values of Out, one per goroutine that encoded
-	// records, reused across batches so encoding allocates nothing per
-	// record.
-	Arenas [][]byte
+	// Arena backs the values of Out, reused across batches so encoding
+	// allocates nothing per record.
+	Arena []byte
 }
 
 // Reset empties b for reuse, keeping capacity.
@@ -36,9 +35,7 @@ func (b *Batch) Reset() {
 	b.In = b.In[:0]
 	b.Out = b.Out[:0]
 	b.Acked = b.Acked[:0]
-	for i := range b.Arenas {
-		b.Arenas[i] = b.Arenas[i][:0]
-	}
+	b.Arena = b.Arena[:0]
 }
 
 // Pending returns the indexes of Out not yet acknowledged.
