@@ -259,7 +259,10 @@ func recoverInto(r *result) {
 
 // assemble builds b.Out in input order, copying the workers' encoded
 // records into the batch's arena (the workers' arenas are reused by the
-// next batch, while this one may still be waiting to be produced).
+// next batch, while this one may still be waiting to be produced). Giving
+// every batch one arena per worker would save the copy (~0.5 % of the
+// CPU), but each of those grows to the largest share its worker ever took:
+// +8 MiB of peak RSS in the realistic drain.
 func (s *Stage) assemble(b *pipeline.Batch) {
 	size := 0
 	for i := range b.In {
