@@ -27,6 +27,9 @@
 #                        User-Agent cache as a long-running enricher's is [200000]
 #   BENCH_E2E_RATE       hits/s of the end-to-end run [5000]
 #   BENCH_E2E_DURATION   seconds of the end-to-end run [15]
+#   BENCH_E2E_WARMUP     seconds of hits at BENCH_E2E_RATE through the edge before the
+#                        measured run, so the broker's JIT has compiled the paths that
+#                        rate takes, as a long-running broker's has [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
 #                        and the enricher (pprof) into BENCH_OUT
@@ -58,6 +61,7 @@ prefill_head=${BENCH_PREFILL_HEAD:-500000}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
+e2e_warmup=${BENCH_E2E_WARMUP:-10}
 profile=${BENCH_PROFILE:-0}
 pin=${BENCH_PIN:-1}
 skip=",${BENCH_SKIP:-},"
@@ -316,19 +320,28 @@ if ! skipped e2e; then
   wait_http "http://$edge_admin/readyz" 30
   wait_http "http://$enr_admin/readyz" 120
   "$psbench" drain -admin "http://$enr_admin" -pid "$enr" -n "$e2e_warm" -timeout 3m -label e2e_warm_ | grep 'events_per_s' | record >&2
-  # A few hits through the edge, so its writer and the enricher are connected.
-  "$psbench" rate -url "http://$edge_addr" -rate 1000 -duration 2s -conns 8 -label e2e_warmup >/dev/null
+  # Hits through the edge at the measured rate before measuring: the writer
+  # and the enricher are connected, and the broker's JIT has compiled the
+  # small-produce and small-fetch paths this rate takes. On a fresh JVM its
+  # compiler threads used a quarter to a half of a core during the measured
+  # seconds (JFR, top -H); a broker in service has long compiled them.
+  "$psbench" rate -url "http://$edge_addr" -rate "$e2e_rate" -duration "${e2e_warmup}s" -conns 32 -label e2e_warmup >/dev/null
   deadline=$((SECONDS + 60))
-  until (($(metric "$enr_admin" pixelstream_enricher_records_total) >= e2e_warm + 1900)); do
+  until (($(metric "$enr_admin" pixelstream_enricher_records_total) >= e2e_warm + e2e_rate * e2e_warmup * 95 / 100)); do
     ((SECONDS < deadline)) || die "the enricher did not process the warm-up hits within 60 s (see $out/enricher-e2e.log)"
     sleep 0.3
   done
-  "$psbench" e2e -url "http://$edge_addr" -brokers "$brokers" -topic bench.e2e.enriched -rate "$e2e_rate" -duration "${e2e_dur}s" | record >&2
+  "$psbench" e2e -url "http://$edge_addr" -brokers "$brokers" -topic bench.e2e.enriched -rate "$e2e_rate" -duration "${e2e_dur}s" \
+    -cpu-of "broker=$kafka_pid,edge=$edge,enricher=$enr" | record >&2
   "$psbench" proc -pid "$enr" -prefix e2e_enricher_ | record >&2
   "$psbench" proc -pid "$edge" -prefix e2e_edge_ | record >&2
   # Stage and batch histograms, to see where the latency goes.
   curl -fsS "http://$enr_admin/metrics" >"$out/enricher-e2e-metrics.txt" || true
   curl -fsS "http://$edge_admin/metrics" >"$out/edge-e2e-metrics.txt" || true
+  awk '$1 == "pixelstream_edge_publish_batch_records_count" { n = $2 } $1 == "pixelstream_edge_publish_batch_records_sum" { r = $2 }
+       $1 == "pixelstream_edge_publish_batch_duration_seconds_sum" { d = $2 }
+       END { if (n > 0) printf "e2e_edge_batches=%d e2e_edge_batch_records=%.1f e2e_edge_batch_ms=%.1f\n", n, r / n, 1000 * d / n }' \
+    "$out/edge-e2e-metrics.txt" | record >&2
   stop "$edge"
   stop "$enr"
 fi
@@ -385,6 +398,7 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   done
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
   echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
+  echo "          cores while sending: broker $(kv e2e_broker_cores), edge $(kv e2e_edge_cores), enricher $(kv e2e_enricher_cores), machine idle $(kv e2e_idle_cores); edge produce requests $(kv e2e_edge_batches) of $(kv e2e_edge_batch_records) records, $(kv e2e_edge_batch_ms) ms each on average (warm-up included)"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "enricher, realistic mix: $(kv tput_events_per_s) events/s over $(kv tput_window_s) s, $(kv tput_cores_used) cores, $(kv tput_events_per_cpu_s) events per CPU-second; second half $(kv tput_second_half_events_per_s)/s; UA cache hit rate $(kv tput_ua_cache_hit_rate) ($(kv tput_ua_cache_misses) misses)"
   echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s); broker $(kv tput_broker_cores) cores, machine idle $(kv tput_idle_cores), steal $(kv tput_steal_cores) cores"

@@ -29,7 +29,12 @@ func cmdE2E(args []string) error {
 	conns := fs.Int("conns", 32, "keep-alive connections")
 	wait := fs.Duration("wait", 15*time.Second, "how long to wait for the last records after sending")
 	seed := fs.Uint64("seed", 4, "random seed")
+	cpuOf := fs.String("cpu-of", "", "name=pid,…: the cores each process used while sending are reported (e2e_<name>_cores)")
 	_ = fs.Parse(args)
+	procs, err := parseNamedPids(*cpuOf)
+	if err != nil {
+		return err
+	}
 	u, err := url.Parse(*target)
 	if err != nil {
 		return err
@@ -74,11 +79,13 @@ func cmdE2E(args []string) error {
 	// Let the consumer join and resolve its offsets before the first hit.
 	time.Sleep(1500 * time.Millisecond)
 
-	_, steal0, _ := machineTimes()
+	idle0, steal0, _ := machineTimes()
+	cpu0 := procs.cpu()
 	sendStart := time.Now()
 	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
 	sendEnd := time.Now()
-	_, steal1, _ := machineTimes()
+	idle1, steal1, _ := machineTimes()
+	cpu1 := procs.cpu()
 	for time.Since(sendEnd) < *wait && matched.Load() < int64(n) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -114,7 +121,13 @@ func cmdE2E(args []string) error {
 	// Steal: CPU time the hypervisor gave to other guests while sending,
 	// which stalls every process here at once (latency spikes no code
 	// path explains).
-	fmt.Printf("e2e_steal_cores=%.2f\n", (steal1-steal0)/sendEnd.Sub(sendStart).Seconds())
+	sendSec := sendEnd.Sub(sendStart).Seconds()
+	fmt.Printf("e2e_steal_cores=%.2f e2e_idle_cores=%.2f\n", (steal1-steal0)/sendSec, (idle1-idle0)/sendSec)
+	// Who used the CPU while sending: at 5,000 hits/s the broker's
+	// round trips set the latency, and they slow down with its CPU.
+	for i, pr := range procs {
+		fmt.Printf("e2e_%s_cores=%.2f\n", pr.name, (cpu1[i]-cpu0[i])/sendSec)
+	}
 	var secP99 []float64
 	for _, v := range perSecond {
 		secP99 = append(secP99, percentiles(v, 99)[0])

@@ -94,3 +94,38 @@ func cmdProc(args []string) error {
 	fmt.Printf("%svmhwm_mib=%.1f %svmrss_mib=%.1f %scpu_s=%.2f\n", *prefix, float64(hwm)/1024, *prefix, float64(rss)/1024, *prefix, cpu)
 	return nil
 }
+
+// namedPid is a process whose CPU a measurement reports under name.
+type namedPid struct {
+	name string
+	pid  int
+}
+
+// namedPids is a list of processes to measure together.
+type namedPids []namedPid
+
+// parseNamedPids parses "name=pid,name=pid"; an empty string is no process.
+func parseNamedPids(s string) (namedPids, error) {
+	var out namedPids
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		name, pidText, ok := strings.Cut(kv, "=")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || name == "" || err != nil || pid <= 0 {
+			return nil, fmt.Errorf("want name=pid, got %q", kv)
+		}
+		out = append(out, namedPid{name, pid})
+	}
+	return out, nil
+}
+
+// cpu returns each process's CPU seconds so far (0 for one that is gone).
+func (ps namedPids) cpu() []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i], _ = cpuSeconds(p.pid)
+	}
+	return out
+}
