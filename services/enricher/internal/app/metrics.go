@@ -5,10 +5,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pixelstream/pixelstream/services/enricher/internal/consumer"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/device"
 	"github.com/pixelstream/pixelstream/services/enricher/internal/geo"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 )
 
 // produceHealth backs /readyz: not ready while producing has failed for
@@ -46,35 +47,26 @@ func (h *produceHealth) check() error {
 	return nil
 }
 
-// readerCollector exposes the consumer's lag and fetch requests from
-// kafka-go's reader stats. Stats returns counters since its previous call,
-// so the collector is their only caller and keeps the running total.
+// readerCollector exposes the consumer's lag and fetch requests.
 type readerCollector struct {
-	r            *kafka.Reader
+	r            *consumer.Consumer
 	lag, fetches *prometheus.Desc
-	mu           sync.Mutex
-	fetchesTotal int64
 }
 
-func newReaderCollector(r *kafka.Reader) prometheus.Collector {
+func newReaderCollector(r *consumer.Consumer) prometheus.Collector {
 	return &readerCollector{r: r,
 		lag: prometheus.NewDesc("pixelstream_enricher_consumer_lag_records",
-			"Records between the reader's position and the end of the partition it last fetched.", nil, nil),
+			"Records between the consumer's positions and the ends of its partitions, as of each partition's latest fetch.", nil, nil),
 		fetches: prometheus.NewDesc("pixelstream_enricher_consumer_fetches_total",
-			"Fetch requests sent to the brokers (kafka-go fetches each partition apart): with records_total, the records per fetch, a cost the broker pays per request.", nil, nil),
+			"Fetch requests sent to the brokers (one per broker and round trip, for all its partitions): with records_total, the records per fetch, a cost the broker pays per request.", nil, nil),
 	}
 }
 
 func (c *readerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag; ch <- c.fetches }
 
 func (c *readerCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	st := c.r.Stats()
-	c.fetchesTotal += st.Fetches
-	total := c.fetchesTotal
-	c.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(st.Lag))
-	ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(c.r.Lag()))
+	ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(c.r.Fetches()))
 }
 
 // uaCollector exposes the User-Agent cache's hits and misses.

@@ -24,7 +24,8 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Source is the part of *kafka.Reader the runner uses.
+// Source is the part of the group consumer (internal/consumer) the runner
+// uses.
 type Source interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 }
