@@ -13,7 +13,8 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Committer is the part of *kafka.Reader the stage uses.
+// Committer is the part of the group consumer (internal/consumer) the stage
+// uses.
 type Committer interface {
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"slices"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -124,23 +125,11 @@ func TestDecodeBatches(t *testing.T) {
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err %v, want %v", err, tt.err)
 			}
-			if tt.err == nil && (next != tt.next || !equal(got, tt.want)) {
+			if tt.err == nil && (next != tt.next || !slices.Equal(got, tt.want)) {
 				t.Errorf("offsets %v next %d, want %v next %d", got, next, tt.want, tt.next)
 			}
 		})
 	}
-}
-
-func equal(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRecordsOutliveBuffers: a record's bytes stay intact after the
