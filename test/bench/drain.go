@@ -20,6 +20,10 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: the drain scrapes every 100 ms, and gzip made promhttp
+	// build a ~1 MB deflate writer per scrape in the process under test
+	// (105 MB allocated in a 10 s drain profile, 1.2 % of its CPU).
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
