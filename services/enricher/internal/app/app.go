@@ -61,6 +61,14 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixelstream_enricher_retries_total",
+		Help: "Retried stage attempts (broker unavailable, leader moved, commit failed).",
+	}, []string{"stage"})
+	fetchRetry := func(err error, wait time.Duration) {
+		retries.WithLabelValues("fetch").Inc()
+		log.Warn("fetch failed, retrying", zap.Duration("wait", wait), zap.Error(err))
+	}
 	reader, err := consumer.New(consumer.Config{
 		Brokers:           cfg.Brokers,
 		GroupID:           cfg.GroupID,
@@ -74,6 +82,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		RebalanceTimeout:  cfg.SessionTimeout,
 		BackoffMin:        50 * time.Millisecond,
 		BackoffMax:        time.Second,
+		OnRetry:           fetchRetry,
 		Log:               log,
 	})
 	if err != nil {
@@ -90,10 +99,6 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Name: "pixelstream_enricher_produce_deadlettered_total",
 		Help: "Enriched records the broker refused permanently, sent to the dead-letter topic instead.",
 	})
-	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "pixelstream_enricher_retries_total",
-		Help: "Retried stage attempts (broker unavailable, leader moved, commit failed).",
-	}, []string{"stage"})
 	reg.MustRegister(dropped, deadlettered, retries, newReaderCollector(reader))
 
 	health := &produceHealth{}
@@ -144,10 +149,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		InFlight:        2,
 		FetchBackoff:    cfg.RetryInitial,
 		FetchBackoffMax: cfg.RetryMax,
-		OnFetchError: func(err error, wait time.Duration) {
-			retries.WithLabelValues("fetch").Inc()
-			log.Warn("fetch failed, retrying", zap.Duration("wait", wait), zap.Error(err))
-		},
+		OnFetchError:    fetchRetry,
 	}
 
 	adm, err := admin.Start(cfg.AdminAddr, &ready, reg)

@@ -50,7 +50,11 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the wait after a failed fetch,
 	// doubling in between (defaults 50 ms and 1 s).
 	BackoffMin, BackoffMax time.Duration
-	Log                    *zap.Logger
+	// OnRetry, when set, is called for each failed fetch or group join
+	// before waiting to retry (the enricher counts them in
+	// pixelstream_enricher_retries_total); otherwise they are logged.
+	OnRetry func(err error, wait time.Duration)
+	Log     *zap.Logger
 }
 
 // ErrNoGeneration is returned by CommitMessages while the consumer is not
@@ -242,7 +246,7 @@ func (c *Consumer) run(ctx context.Context) {
 				c.setGeneration(nil)
 				return
 			}
-			c.log.Warn("joining the consumer group failed, retrying", zap.Error(err))
+			c.retry(fmt.Errorf("consumer: joining group %s: %w", c.cfg.GroupID, err), wait)
 			if !wait.sleep(ctx) {
 				return
 			}
@@ -256,6 +260,15 @@ func (c *Consumer) run(ctx context.Context) {
 			gen.Start(func(gctx context.Context) { c.fetchGeneration(gctx, gen.ID, assigned) })
 		}
 	}
+}
+
+// retry reports err before a wait of the backoff.
+func (c *Consumer) retry(err error, wait *backoff) {
+	if c.cfg.OnRetry != nil {
+		c.cfg.OnRetry(err, wait.next)
+		return
+	}
+	c.log.Warn("retrying", zap.Duration("wait", wait.next), zap.Error(err))
 }
 
 func (c *Consumer) setGeneration(gen *kafka.Generation) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
 
 	"github.com/pixelstream/pixelstream/pkg/kafkatest"
@@ -337,4 +338,43 @@ func BenchmarkConsume(b *testing.B) {
 				QueueCapacity: 1000, SessionTimeout: 6 * time.Second})
 		})
 	})
+}
+
+// TestRetryReported: while the broker is gone, failed fetches and joins
+// reach OnRetry (the enricher counts them), and Close still returns.
+func TestRetryReported(t *testing.T) {
+	topic := kafkatest.UniqueTopic(t, "raw")
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(kafkatest.DefaultPartitions, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := cl.ListenAddrs()
+	write(t, brokers, topic, "r", 5)
+	retried := make(chan error, 100)
+	c, err := New(Config{Brokers: brokers, GroupID: kafkatest.UniqueTopic(t, "group"), Topic: topic,
+		MaxWait: 100 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		OnRetry: func(err error, _ time.Duration) {
+			select {
+			case retried <- err:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consume(t, c, 5)
+	cl.Close()
+	select {
+	case err := <-retried:
+		t.Logf("retry reported: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no retry reported 30 s after the broker went away")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close blocked with the broker gone")
+	}
 }

@@ -44,7 +44,7 @@ func (c *Consumer) fetchGeneration(ctx context.Context, genID int32, assigned []
 		if errors.Is(err, errReposition) {
 			continue // resolved at the start of the next round
 		}
-		c.log.Warn("fetch failed, retrying", zap.Int32("generation", genID), zap.Error(err))
+		c.retry(fmt.Errorf("generation %d: %w", genID, err), wait)
 		if !wait.sleep(ctx) {
 			return
 		}
