@@ -73,15 +73,10 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Brokers:           cfg.Brokers,
 		GroupID:           cfg.GroupID,
 		Topic:             cfg.RawTopic,
-		MinBytes:          1,
-		MaxBytes:          1 << 20, // a response is read whole: 16 MiB raised peak RSS by 17 MiB, 4 MiB by 6-7 MiB
-		MaxWait:           250 * time.Millisecond,
 		QueueCapacity:     2 * cfg.BatchSize,
 		SessionTimeout:    cfg.SessionTimeout,
 		HeartbeatInterval: cfg.SessionTimeout / 3,
 		RebalanceTimeout:  cfg.SessionTimeout,
-		BackoffMin:        50 * time.Millisecond,
-		BackoffMax:        time.Second,
 		OnRetry:           fetchRetry,
 		Log:               log,
 	})

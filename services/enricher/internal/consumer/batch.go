@@ -41,7 +41,7 @@ var errBatch = errors.New("consumer: malformed record batch")
 // batch, or from if there was none (a trailing batch the broker cut at the
 // size limit is left for the next fetch). Control batches (transaction
 // markers) are skipped but advance the offset.
-func decodeBatches(records []byte, from int64, topic string, partition int, emit func(*kafka.Message) error) (int64, error) {
+func decodeBatches(records []byte, from int64, topic string, partition int, emit func(kafka.Message) error) (int64, error) {
 	next := from
 	for len(records) >= 12 {
 		baseOffset := int64(binary.BigEndian.Uint64(records))
@@ -96,7 +96,7 @@ func decodeBatches(records []byte, from int64, topic string, partition int, emit
 // decodeRecords decodes count records of a batch body, emitting those at or
 // after from. Keys, values and header values are slices of body.
 func decodeRecords(body []byte, count int, baseOffset, baseTime, maxTime int64, logAppendTime bool,
-	from int64, topic string, partition int, emit func(*kafka.Message) error) error {
+	from int64, topic string, partition int, emit func(kafka.Message) error) error {
 	if count < 0 || count > len(body) {
 		return fmt.Errorf("%w: %d records in %d bytes", errBatch, count, len(body))
 	}
@@ -134,7 +134,7 @@ func decodeRecords(body []byte, count int, baseOffset, baseTime, maxTime int64, 
 			ts = maxTime
 		}
 		msg := kafka.Message{Topic: topic, Partition: partition, Offset: offset, Key: key, Value: value, Headers: headers, Time: time.UnixMilli(ts)}
-		if err := emit(&msg); err != nil {
+		if err := emit(msg); err != nil {
 			return err
 		}
 	}

@@ -31,12 +31,12 @@ func (c *Consumer) fetchGeneration(ctx context.Context, genID int32, assigned []
 	for i, a := range assigned {
 		pos[i] = position{partition: a.ID, offset: a.Offset}
 	}
-	wait := newBackoff(c.cfg.BackoffMin, c.cfg.BackoffMax)
+	failures := 0
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := c.fetchRound(ctx, genID, pos)
 		if time.Since(start) > 4*c.cfg.BackoffMax {
-			wait.reset() // a failure after a long healthy round starts over
+			failures = 0 // a failure after a long healthy round starts over
 		}
 		if ctx.Err() != nil {
 			return
@@ -44,8 +44,8 @@ func (c *Consumer) fetchGeneration(ctx context.Context, genID int32, assigned []
 		if errors.Is(err, errReposition) {
 			continue // resolved at the start of the next round
 		}
-		c.retry(fmt.Errorf("generation %d: %w", genID, err), wait)
-		if !wait.sleep(ctx) {
+		failures++
+		if !c.retryAfter(ctx, fmt.Errorf("generation %d: %w", genID, err), failures) {
 			return
 		}
 	}
@@ -165,9 +165,9 @@ func (c *Consumer) fetchLoop(ctx context.Context, genID int32, addr string, ps [
 	}
 	partMax := int32(max(c.cfg.MaxBytes/len(ps), 64<<10))
 	req := make([]fetchPartition, len(ps))
-	emit := func(m *kafka.Message) error {
+	emit := func(m kafka.Message) error {
 		select {
-		case c.msgs <- item{msg: *m, gen: genID}:
+		case c.msgs <- item{msg: m, gen: genID}:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -200,7 +200,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, genID int32, addr string, ps [
 }
 
 // takePartition queues one partition's records from a fetch response.
-func (c *Consumer) takePartition(p *position, fp *fetchedPartition, emit func(*kafka.Message) error) error {
+func (c *Consumer) takePartition(p *position, fp *fetchedPartition, emit func(kafka.Message) error) error {
 	switch code := kafka.Error(fp.errorCode); {
 	case fp.errorCode == 0:
 	case code == kafka.OffsetOutOfRange:
@@ -213,7 +213,7 @@ func (c *Consumer) takePartition(p *position, fp *fetchedPartition, emit func(*k
 	default:
 		return fmt.Errorf("consumer: fetch %s/%d: %w", c.cfg.Topic, p.partition, code)
 	}
-	next, err := decodeBatches(fp.records, p.offset, c.cfg.Topic, p.partition, func(m *kafka.Message) error {
+	next, err := decodeBatches(fp.records, p.offset, c.cfg.Topic, p.partition, func(m kafka.Message) error {
 		m.HighWaterMark = fp.highWatermark
 		if err := emit(m); err != nil {
 			return err
@@ -227,26 +227,4 @@ func (c *Consumer) takePartition(p *position, fp *fetchedPartition, emit func(*k
 	p.offset = max(p.offset, next)
 	c.setLag(p.partition, fp.highWatermark-p.offset)
 	return nil
-}
-
-// backoff doubles a wait from min to max.
-type backoff struct {
-	min, max, next time.Duration
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, next: min} }
-
-func (b *backoff) reset() { b.next = b.min }
-
-// sleep waits the current backoff, doubling the next; false if ctx ended.
-func (b *backoff) sleep(ctx context.Context) bool {
-	t := time.NewTimer(b.next)
-	defer t.Stop()
-	b.next = min(2*b.next, b.max)
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

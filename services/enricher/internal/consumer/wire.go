@@ -43,6 +43,7 @@ type brokerConn struct {
 	resp     []byte
 	corr     int32
 	clientID string
+	hdr      [8]byte // size and correlation id of a response
 }
 
 func dialBroker(ctx context.Context, addr, clientID string) (*brokerConn, error) {
@@ -72,11 +73,11 @@ func (b *brokerConn) fetch(ctx context.Context, topic string, ps []fetchPartitio
 	if _, err := b.conn.Write(b.req); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("consumer: sending fetch: %w", err))
 	}
-	var hdr [8]byte
-	if _, err := io.ReadFull(b.r, hdr[:]); err != nil {
+	hdr := b.hdr[:]
+	if _, err := io.ReadFull(b.r, hdr); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("consumer: reading fetch response: %w", err))
 	}
-	size := int(int32(binary.BigEndian.Uint32(hdr[:])))
+	size := int(int32(binary.BigEndian.Uint32(hdr)))
 	if corr := int32(binary.BigEndian.Uint32(hdr[4:])); corr != b.corr {
 		return nil, fmt.Errorf("%w: correlation id %d, want %d", errWire, corr, b.corr)
 	}

@@ -115,7 +115,7 @@ func TestDecodeBatches(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []int64
-			next, err := decodeBatches(tt.records, tt.from, "raw", 2, func(m *kafka.Message) error {
+			next, err := decodeBatches(tt.records, tt.from, "raw", 2, func(m kafka.Message) error {
 				if m.Topic != "raw" || m.Partition != 2 || !bytes.Equal(m.Key, m.Value) || len(m.Headers) != 1 || !bytes.Equal(m.Headers[0].Value, m.Value) {
 					t.Errorf("record %d: %+v", m.Offset, m)
 				}
@@ -138,7 +138,7 @@ func TestRecordsOutliveBuffers(t *testing.T) {
 	for _, compressed := range []bool{false, true} {
 		buf := buildBatch(t, 0, recs("v", 3), compressed, false)
 		var got []kafka.Message
-		if _, err := decodeBatches(buf, 0, "raw", 0, func(m *kafka.Message) error { got = append(got, *m); return nil }); err != nil {
+		if _, err := decodeBatches(buf, 0, "raw", 0, func(m kafka.Message) error { got = append(got, m); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		clear(buf)
@@ -180,7 +180,7 @@ func TestParseFetchResponse(t *testing.T) {
 		if fp.topic != "raw" || fp.partition != 4 || fp.highWatermark != 100 {
 			t.Errorf("partition %+v", fp)
 		}
-		_, err := decodeBatches(fp.records, 0, fp.topic, int(fp.partition), func(*kafka.Message) error { n++; return nil })
+		_, err := decodeBatches(fp.records, 0, fp.topic, int(fp.partition), func(kafka.Message) error { n++; return nil })
 		return err
 	})
 	if err != nil || code != 0 || n != 2 {
@@ -201,7 +201,7 @@ func FuzzFetchResponse(f *testing.F) {
 	f.Add(fetchResponse("raw", map[int32][]byte{2: buildBatch(f, 7, recs("c", 1), false, true)}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, _ = parseFetchResponse(body, func(fp *fetchedPartition) error {
-			_, err := decodeBatches(fp.records, 0, fp.topic, int(fp.partition), func(m *kafka.Message) error {
+			_, err := decodeBatches(fp.records, 0, fp.topic, int(fp.partition), func(m kafka.Message) error {
 				if m.Offset < 0 {
 					t.Fatalf("negative offset %d emitted", m.Offset)
 				}

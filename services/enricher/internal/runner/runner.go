@@ -62,9 +62,10 @@ type Runner struct {
 	// 2×InFlight+3 batches.
 	InFlight int
 	// FetchBackoff is the wait after a failed fetch, doubling up to
-	// FetchBackoffMax. kafka-go hands consumer-group errors (a broker that
-	// went away, a coordinator moving) to a waiting FetchMessage; they are
+	// FetchBackoffMax: a Source error other than io.EOF is taken as
 	// transient, so the runner waits and fetches again instead of exiting.
+	// (internal/consumer retries broker errors itself and returns only the
+	// context's error or io.EOF; this covers any other Source.)
 	FetchBackoff, FetchBackoffMax time.Duration
 	// OnFetchError, if set, is told of each failed fetch that will be retried.
 	OnFetchError func(err error, wait time.Duration)
