@@ -175,8 +175,8 @@ func TestMaxSessions(t *testing.T) {
 	if st := tr.Stats(); st.Open != 3 || st.Evicted != 2 {
 		t.Fatalf("stats %+v, want 3 open and 2 evicted", st)
 	}
-	if len(tr.index) != 3 || tr.count != 3 || len(tr.slots) != 3 {
-		t.Fatalf("index %d count %d slots %d", len(tr.index), tr.count, len(tr.slots))
+	if len(tr.index) != 3 || tr.count != 3 || tr.slots.n != 3 {
+		t.Fatalf("index %d count %d slots %d", len(tr.index), tr.count, tr.slots.n)
 	}
 	// An evicted visitor's next hit starts a new session (a split, counted).
 	var evicted []int
@@ -302,6 +302,10 @@ func TestObserveMatchesModel(t *testing.T) {
 	}
 	if st := tr.Stats(); st.Expired == 0 || st.Evicted != 0 {
 		t.Fatalf("stats %+v: the run should have expired sessions and evicted none", st)
+	}
+	// 5,000 visitors need slots beyond the first chunk of the slab.
+	if len(tr.slots.chunks) < 2 {
+		t.Fatalf("%d slots in %d chunks: the run did not cross a chunk boundary", tr.slots.n, len(tr.slots.chunks))
 	}
 }
 
