@@ -2,10 +2,14 @@ package kafkawriter
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -62,5 +66,133 @@ func BenchmarkWriteMessages(b *testing.B) {
 			b.Fatal(err)
 		}
 		transport.CloseIdleConnections()
+	}
+}
+
+// enricherBatch returns n records shaped like the enricher's output: a
+// visitor key, ~1.4 KB of pageview JSON with varying fields (so LZ4 has a
+// realistic ratio, not a trivial one), no headers and no Time, as enrich
+// builds them.
+func enricherBatch(n int) []kafka.Message {
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		v := fmt.Appendf(nil, `{"event_id":"%016x","received_at":"2025-03-14T09:%02d:%02d.%03dZ","visitor_id":"v-%08x","session_id":"s-%08x",`+
+			`"page_url":"https://shop.example/products/%d?utm_source=newsletter&utm_medium=email&utm_campaign=spring-%d","referrer":"https://www.search.example/q?query=item+%d",`+
+			`"user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_%d like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.%d Mobile/15E148 Safari/604.1",`+
+			`"device":{"type":"mobile","os":"iOS","os_version":"17.%d","browser":"Safari","browser_version":"17.%d"},`+
+			`"geo":{"country":"DE","region":"BE","city":"City %d","postal":"1%04d","lat":52.%04d,"lon":13.%04d,"tz":"Europe/Berlin"},`+
+			`"campaign":{"source":"newsletter","medium":"email","name":"spring-%d","content":"hero-%d","term":""},`+
+			`"click_ids":[{"key":"gclid","value":"%x"}],"screen":{"w":%d,"h":%d,"dpr":3},"lang":"de-DE","title":"Product %d - Spring Collection - Free Shipping on Orders over 50 EUR - Example Shop",`+
+			`"page":{"host":"shop.example","path":"/products/%d","category":"shoes/running/%d"},"cart":{"items":%d,"value":%d.%02d,"currency":"EUR"},`+
+			`"network":{"asn":%d,"org":"Example Telecom Network %d GmbH","connection":"cellular","ip_hash":"%016x%016x"},`+
+			`"timing":{"dns_ms":%d,"connect_ms":%d,"ttfb_ms":%d,"dom_ms":%d,"load_ms":%d},"viewport":{"w":%d,"h":%d},`+
+			`"consent":{"analytics":true,"marketing":%t},"bot":false,"visitor_new":%t,"page_seq":%d,"sdk":"pixel.js/3.%d.%d"}`,
+			uint64(i)*0x9e3779b97f4a7c15, i%60, (i*7)%60, (i*13)%1000, i*7919%100000, i*104729%100000,
+			i%5000, i%12, i%700, i%5, i%4, i%5, i%4, i%97, i%10000, i*31%10000, i*17%10000, i%12, i%9,
+			uint64(i)*0x2545f4914f6cdd1d, 390+i%40, 844+i%60, i%5000, i%5000, i%30, i%6, i*37%300, i%100,
+			3320+i%50, i%50, uint64(i)*0xbf58476d1ce4e5b9, uint64(i)*0x94d049bb133111eb,
+			i%40, i%60, 80+i%300, 400+i%900, 900+i%2000, 390+i%40, 700+i%100,
+			i%3 == 0, i%7 == 0, i%40, i%10, i%100)
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "v-%08x", i*7919%100000), Value: v}
+	}
+	return msgs
+}
+
+// BenchmarkWriteEnricherBatch writes one enricher batch (256 or 1,000
+// records of ~1.4 KB JSON, LZ4) per call over 6 partitions of an in-process
+// kfake broker: the produce path as the enricher runs it, broker included,
+// and the broker's allocations in B/op too: compare within one run.
+func BenchmarkWriteEnricherBatch(b *testing.B) {
+	const topic = "enriched"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range []int{256, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			msgs := enricherBatch(n)
+			var bytes int64
+			for i := range msgs {
+				bytes += int64(len(msgs[i].Key) + len(msgs[i].Value))
+			}
+			transport := &kafka.Transport{}
+			defer transport.CloseIdleConnections()
+			w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			b.SetBytes(bytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeRequest is the client's share of BenchmarkWriteEnricherBatch
+// without the network and the broker: one produce request for a 1,000
+// record enricher batch over 6 partitions, LZ4, encoded as the transport
+// encodes it (produce v8) and written to io.Discard.
+func BenchmarkEncodeRequest(b *testing.B) {
+	const topic = "enriched"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	msgs := enricherBatch(1000)
+	g, err := w.group(context.Background(), msgs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.release()
+	var sts []*slotState
+	var size int64
+	for s := range g.slots() {
+		_, _, idx := g.slot(s)
+		if len(idx) > 0 {
+			sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
+		}
+	}
+	for i := range msgs {
+		size += int64(len(msgs[i].Key) + len(msgs[i].Value))
+	}
+	for _, afterGC := range []bool{false, true} {
+		name := "pooled"
+		if afterGC {
+			name = "after-gc"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if afterGC {
+					b.StopTimer()
+					runtime.GC() // twice: a pool survives one collection
+					runtime.GC()
+					b.StartTimer()
+				}
+				req, bs, err := w.produceRequest(msgs, g, sts, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := protocol.WriteRequest(io.Discard, 8, 1, "bench", req); err != nil {
+					b.Fatal(err)
+				}
+				putBatches(bs)
+			}
+		})
 	}
 }

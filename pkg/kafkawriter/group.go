@@ -1,12 +1,9 @@
 package kafkawriter
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -22,10 +19,6 @@ type grouping struct {
 	order  []int32  // message indexes, slot by slot
 	start  []int32  // slot s's indexes are order[start[s]:start[s+1]]
 	leader []int32  // broker id leading slot s (-1: unknown)
-	// abandoned is set when a request was given up on (its context ended)
-	// while the transport may still be encoding its records from order:
-	// such a grouping must not go back to the pool.
-	abandoned atomic.Bool
 }
 
 var groupings = sync.Pool{New: func() any { return new(grouping) }}
@@ -37,7 +30,6 @@ var errTopic = errors.New("kafkawriter: a message needs a topic, in Config.Topic
 func (w *Writer) group(ctx context.Context, msgs []kafka.Message) (*grouping, error) {
 	g := groupings.Get().(*grouping)
 	g.topics = g.topics[:0]
-	g.abandoned.Store(false)
 	g.slotOf = resize(g.slotOf, len(msgs))
 	for i := range msgs {
 		t, err := w.topicIndex(g, &msgs[i])
@@ -106,11 +98,7 @@ func (g *grouping) slot(s int) (string, int, []int32) {
 	return g.topics[t], s - g.first[t], g.order[g.start[s]:g.start[s+1]]
 }
 
-func (g *grouping) release() {
-	if !g.abandoned.Load() {
-		groupings.Put(g)
-	}
-}
+func (g *grouping) release() { groupings.Put(g) }
 
 func resize(s []int32, n int) []int32 {
 	if cap(s) < n {
@@ -139,41 +127,6 @@ func (w *Writer) partitionList(n int) []int {
 	}
 	return w.partsList[:n]
 }
-
-// records reads a chunk of a call's messages as kafka-go records without
-// copying them, as kafka-go's own writerRecords does.
-type records struct {
-	msgs   []kafka.Message
-	idx    []int32
-	next   int
-	record kafka.Record
-	key    bytesReader
-	value  bytesReader
-}
-
-// ReadRecord implements kafka.RecordReader.
-func (r *records) ReadRecord() (*kafka.Record, error) {
-	if r.next >= len(r.idx) {
-		return nil, io.EOF
-	}
-	m := &r.msgs[r.idx[r.next]]
-	r.next++
-	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
-	if m.Key != nil {
-		r.key.Reset(m.Key)
-		r.record.Key = &r.key
-	}
-	if m.Value != nil {
-		r.value.Reset(m.Value)
-		r.record.Value = &r.value
-	}
-	return &r.record, nil
-}
-
-type bytesReader struct{ bytes.Reader }
-
-// Close implements io.Closer for kafka.Bytes.
-func (*bytesReader) Close() error { return nil }
 
 // messageSize is kafka-go's Message.totalSize, which is unexported: the
 // size it checks BatchBytes against.

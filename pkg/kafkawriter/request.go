@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+	"github.com/segmentio/kafka-go/protocol/rawproduce"
 )
 
 // slotState tracks one partition's records through the rounds of send.
@@ -127,30 +128,27 @@ func (w *Writer) round(ctx context.Context, msgs []kafka.Message, g *grouping, l
 
 // request sends the current chunks of sts as one produce request.
 func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping, sts []*slotState) {
-	req := &produceAPI.Request{
-		Acks:    int16(w.cfg.RequiredAcks),
-		Timeout: int32(w.cfg.WriteTimeout / time.Millisecond),
-	}
-	attrs := protocol.Attributes(w.cfg.Compression) & 0x7
-	for _, st := range sts {
-		topic, p, idx := g.slot(st.slot)
-		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != topic {
-			req.Topics = append(req.Topics, produceAPI.RequestTopic{Topic: topic})
+	req, bs, err := w.produceRequest(msgs, g, sts, time.Now())
+	if err != nil {
+		for _, st := range sts {
+			st.err = err
 		}
-		t := &req.Topics[len(req.Topics)-1]
-		t.Partitions = append(t.Partitions, produceAPI.RequestPartition{
-			Partition: int32(p),
-			RecordSet: protocol.RecordSet{Attributes: attrs, Records: &records{msgs: msgs, idx: idx[st.off:st.end]}},
-		})
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
 	m, err := w.cfg.Transport.RoundTrip(ctx, w.client.Addr, req)
-	if err != nil && ctx.Err() != nil {
-		g.abandoned.Store(true)
+	// A round trip that ended on its context may have left the request
+	// queued or half written on a connection that still reads the
+	// batches: those go to the collector, not back to the pool.
+	if err == nil || ctx.Err() == nil {
+		putBatches(bs)
 	}
 	if err != nil {
-		var refused *produceAPI.Error
+		// A request the transport refused before sending (its layout
+		// puts these partitions on different leaders) fails with
+		// rawproduce's error type, not produce's.
+		var refused *rawproduce.Error
 		if len(sts) > 1 && errors.As(err, &refused) {
 			err = fmt.Errorf("%w: %w", errWholeRequest, err)
 		}
@@ -180,6 +178,40 @@ func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping,
 			}
 		}
 	}
+}
+
+// produceRequest encodes the current chunks of sts into pooled batches and
+// returns the request that carries them as raw record sets, and the
+// batches, which go back to the pool once the transport is done with them.
+// The transport only copies the batches out: it never reads msgs, so the
+// caller may reuse them as soon as WriteMessages returns, even while the
+// transport is still sending a request that its context gave up on.
+func (w *Writer) produceRequest(msgs []kafka.Message, g *grouping, sts []*slotState, now time.Time) (*rawproduce.Request, []*batch, error) {
+	req := &rawproduce.Request{
+		Acks:    int16(w.cfg.RequiredAcks),
+		Timeout: int32(w.cfg.WriteTimeout / time.Millisecond),
+	}
+	bs := make([]*batch, 0, len(sts))
+	scratch := scratches.Get().(*[]byte)
+	defer scratches.Put(scratch)
+	for _, st := range sts {
+		topic, p, idx := g.slot(st.slot)
+		b := batches.Get().(*batch)
+		bs = append(bs, b)
+		if err := b.encode(msgs, idx[st.off:st.end], w.cfg.Compression, now, scratch); err != nil {
+			putBatches(bs)
+			return nil, nil, err
+		}
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != topic {
+			req.Topics = append(req.Topics, rawproduce.RequestTopic{Topic: topic})
+		}
+		t := &req.Topics[len(req.Topics)-1]
+		t.Partitions = append(t.Partitions, rawproduce.RequestPartition{
+			Partition: int32(p),
+			RecordSet: protocol.RawRecordSet{Reader: &b.reader},
+		})
+	}
+	return req, bs, nil
 }
 
 // partitionError is kafka-go's makeError: the kafka.Error for code, with

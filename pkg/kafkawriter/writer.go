@@ -12,7 +12,12 @@
 // partition's records are split over several rounds only past BatchBytes),
 // partitioned with kafka-go's own Murmur2Balancer so keys land where
 // kafka-go and the Java client put them, retried like kafka-go retries,
-// through kafka-go's Client and Transport.
+// through kafka-go's Client and Transport. It encodes each partition's
+// record batch itself, as kafka-go would (batch.go), and sends the batches
+// as raw produce requests: outside LZ4 itself, kafka-go's
+// reflection-driven record encoder took about 0.45 ms of a 1,000-record
+// enricher request, this one about 0.25 ms (BenchmarkEncodeRequest's CPU
+// profile).
 package kafkawriter
 
 import (
@@ -95,6 +100,10 @@ var ErrClosed = fmt.Errorf("kafkawriter: writer closed: %w", io.ErrClosedPipe)
 func New(cfg Config) (*Writer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafkawriter: no brokers")
+	}
+	if cfg.Compression != 0 && cfg.Compression.Codec() == nil {
+		// Caught here rather than failing every record of every call.
+		return nil, fmt.Errorf("kafkawriter: unknown compression %d", cfg.Compression)
 	}
 	if cfg.RequiredAcks == 0 {
 		cfg.RequiredAcks = kafka.RequireAll

@@ -359,3 +359,87 @@ func TestCloseWaitsForWrites(t *testing.T) {
 	}
 	<-closed
 }
+
+// TestRefusedRequestSplits: a request spanning partitions that the
+// transport refuses before sending (its layout puts them on different
+// leaders than the one the Writer grouped them under) is marked
+// errWholeRequest, and send then sends each partition on its own: every
+// record lands once, and no produce request reaches a broker with more than
+// one partition.
+func TestRefusedRequestSplits(t *testing.T) {
+	const topic = "refused"
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(partitions, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// kfake picks leaders at random: spread them over both brokers.
+	for p := range int32(partitions) {
+		if err := c.MoveTopicPartition(topic, p, p%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokers := c.ListenAddrs()
+	var requests, multi atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if len(tp.Partitions) > 1 {
+				multi.Add(1)
+			}
+		}
+		return nil, nil, false
+	})
+	w := newWriter(t, Config{Brokers: brokers, Topic: topic, Compression: kafka.Lz4})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msgs := messages(200)
+	g, err := w.group(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.release()
+	leaders := map[int32]bool{}
+	for _, l := range g.leader {
+		leaders[l] = true
+	}
+	if len(leaders) < 2 {
+		t.Fatalf("partition leaders %v: the test needs two", g.leader)
+	}
+	// The lie: one leader for all, so round puts every partition in one
+	// request, which the transport's own layout refuses.
+	for i := range g.leader {
+		g.leader[i] = g.leader[0]
+	}
+	var sts []*slotState
+	for s := range g.slots() {
+		if _, _, idx := g.slot(s); len(idx) > 0 {
+			sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
+		}
+	}
+	if len(sts) < 2 {
+		t.Fatalf("records in %d partitions: the test needs two", len(sts))
+	}
+	w.request(ctx, msgs, g, sts)
+	for _, st := range sts {
+		if !errors.Is(st.err, errWholeRequest) {
+			t.Fatalf("slot %d: %v, want errWholeRequest", st.slot, st.err)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d produce requests reached a broker, want 0 (refused before sending)", n)
+	}
+	w.send(ctx, msgs, g, func(idx []int32, err error) { t.Errorf("%d records failed: %v", len(idx), err) })
+	if n, m := requests.Load(), multi.Load(); int(n) != len(sts) || m != 0 {
+		t.Fatalf("%d produce requests, %d with several partitions; want %d, one per partition", n, m, len(sts))
+	}
+	got := kafkatest.ReadAll(t, brokers, topic, len(msgs), 20*time.Second)
+	seen := map[string]bool{}
+	for _, m := range got {
+		seen[string(m.Headers[0].Value)] = true
+	}
+	if len(got) != len(msgs) || len(seen) != len(msgs) {
+		t.Fatalf("read %d records (%d distinct), want %d", len(got), len(seen), len(msgs))
+	}
+}
