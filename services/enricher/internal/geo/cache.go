@@ -1,10 +1,6 @@
 package geo
 
-import (
-	"encoding/binary"
-	"net/netip"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // cacheBits sets cacheSlots, the number of decoded records kept per
 // database. Visitors concentrate on a few thousand city records (and fewer
@@ -48,77 +44,7 @@ func (c *recordCache[T]) get(offset uintptr) *T {
 	return nil
 }
 
-// put stores a copy of value for offset and returns the stored copy, which
-// must not be modified either.
-func (c *recordCache[T]) put(offset uintptr, value T) *T {
-	e := &cacheEntry[T]{offset: offset, value: value}
-	c.slots[slot(offset)].Store(e)
-	return &e.value
-}
-
-// ipCacheBits sets the number of addresses whose answers are remembered.
-// A visitor's pageviews arrive from one address within minutes, so most
-// lookups repeat a recent one; 64 Ki slots cover the visitors of the last
-// minutes of a busy site for 512 KiB plus ~48 bytes per entry.
-const (
-	ipCacheBits  = 16
-	ipCacheSlots = 1 << ipCacheBits
-)
-
-// ipCache maps an address to the decoded records found for it, so that a
-// returning address skips both tree walks (~0.3–0.7 µs of cache-missing
-// reads in the 60 MB City database) as well as the record caches. Like
-// recordCache it is direct-mapped, lock-free and holds immutable entries.
-//
-// Each slot keeps the address's hash beside the entry pointer, in the same
-// cache line: a new address, whose hash differs from the slot's, costs one
-// memory read instead of two (the slot and then the entry behind it).
-type ipCache struct {
-	slots [ipCacheSlots]ipSlot
-}
-
-type ipSlot struct {
-	hash atomic.Uint64
-	e    atomic.Pointer[ipEntry]
-}
-
-// ipEntry is what Lookup found for ip; nil means not in that database.
-type ipEntry struct {
-	ip   netip.Addr
-	city *Result
-	asn  *asnRecord
-}
-
-func ipHash(ip netip.Addr) uint64 {
-	a := ip.As16()
-	hi := binary.LittleEndian.Uint64(a[:8])
-	lo := binary.LittleEndian.Uint64(a[8:])
-	// An IPv4 address varies only in lo's upper half; multiplying by odd
-	// constants and keeping the top bits for the slot mixes every input
-	// bit into it.
-	return (hi*0x9E3779B97F4A7C15 ^ lo) * 0xBF58476D1CE4E5B9
-}
-
-func (c *ipCache) slot(h uint64) *ipSlot { return &c.slots[h>>(64-ipCacheBits)] }
-
-// get returns the entry for ip, or nil. The hash and the pointer are
-// written one after the other, so a reader may see one with the other's
-// predecessor; comparing the entry's own address settles it.
-func (c *ipCache) get(ip netip.Addr) *ipEntry {
-	h := ipHash(ip)
-	s := c.slot(h)
-	if s.hash.Load() != h {
-		return nil
-	}
-	if e := s.e.Load(); e != nil && e.ip == ip {
-		return e
-	}
-	return nil
-}
-
-func (c *ipCache) put(e *ipEntry) {
-	h := ipHash(e.ip)
-	s := c.slot(h)
-	s.e.Store(e)
-	s.hash.Store(h)
+// put stores a copy of value for offset.
+func (c *recordCache[T]) put(offset uintptr, value T) {
+	c.slots[slot(offset)].Store(&cacheEntry[T]{offset: offset, value: value})
 }

@@ -121,8 +121,6 @@ type generation struct {
 	// for one file, so the caches live and die with the generation.
 	cityCache recordCache[Result]
 	asnCache  recordCache[asnRecord]
-	// What each recent address found, in front of both.
-	ips ipCache
 	// refs counts the resolver's own reference (1 while current) plus one
 	// per in-flight lookup. It never rises again after reaching zero.
 	refs atomic.Int64
@@ -241,66 +239,60 @@ func (r *Resolver) Lookup(ip netip.Addr, out *Result) bool {
 	if r == nil || !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap().WithZone("") // the zone names a local link, not a place
+	ip = ip.Unmap()
 	g := r.acquire()
 	if g == nil {
 		return false
 	}
 	defer g.release()
 
-	e := g.ips.get(ip)
-	if e == nil {
-		e = &ipEntry{ip: ip}
-		if res := g.city.Lookup(ip); res.Found() {
-			if e.city = g.cityCache.get(res.Offset()); e.city == nil {
-				e.city = g.decodeCity(res)
-			}
-		}
-		if g.asn != nil {
-			if res := g.asn.Lookup(ip); res.Found() {
-				if e.asn = g.asnCache.get(res.Offset()); e.asn == nil {
-					e.asn = g.decodeASN(res)
-				}
-			}
-		}
-		g.ips.put(e)
-	}
 	found := false
-	if e.city != nil {
-		*out = *e.city
-		found = true
+	if res := g.city.Lookup(ip); res.Found() {
+		if cached := g.cityCache.get(res.Offset()); cached != nil {
+			*out = *cached
+			found = true
+		} else if g.decodeCity(res, out) {
+			found = true
+		}
 	}
-	if e.asn != nil {
-		out.ASN, out.ASOrg = e.asn.Number, e.asn.Org
-		found = true
+	if g.asn != nil {
+		if res := g.asn.Lookup(ip); res.Found() {
+			if cached := g.asnCache.get(res.Offset()); cached != nil {
+				out.ASN, out.ASOrg = cached.Number, cached.Org
+				found = true
+			} else if a, ok := g.decodeASN(res); ok {
+				out.ASN, out.ASOrg = a.Number, a.Org
+				found = true
+			}
+		}
 	}
 	return found
 }
 
-// decodeCity decodes a City record's location fields and caches them. A
-// decode error means a corrupt record: it is reported as not found (nil)
+// decodeCity decodes a City record into out's location fields and caches
+// them. A decode error means a corrupt record: it is reported as not found
 // rather than half-filled.
-func (g *generation) decodeCity(res maxminddb.Result) *Result {
+func (g *generation) decodeCity(res maxminddb.Result, out *Result) bool {
 	s := scratches.Get().(*scratch)
 	defer scratches.Put(s)
 	s.city.reset()
 	if res.Decode(&s.city) != nil {
-		return nil
+		return false
 	}
-	var r Result
-	s.city.fill(&r)
-	return g.cityCache.put(res.Offset(), r)
+	s.city.fill(out)
+	g.cityCache.put(res.Offset(), *out)
+	return true
 }
 
-// decodeASN decodes an ASN record and caches it; nil when corrupt.
-func (g *generation) decodeASN(res maxminddb.Result) *asnRecord {
+func (g *generation) decodeASN(res maxminddb.Result) (asnRecord, bool) {
 	s := scratches.Get().(*scratch)
 	defer scratches.Put(s)
 	s.asn = asnRecord{}
 	if res.Decode(&s.asn) != nil {
-		return nil
+		return asnRecord{}, false
 	}
-	return g.asnCache.put(res.Offset(), s.asn)
+	g.asnCache.put(res.Offset(), s.asn)
+	return s.asn, true
 }
 
 func (c *cityRecord) fill(out *Result) {

@@ -68,18 +68,14 @@ func TestLookup(t *testing.T) {
 		}},
 		{"invalid address", netip.Addr{}, false, Result{}},
 	}
-	// The second pass is served from the address and decoded-record
-	// caches; the third decodes the records again after the caches are
-	// emptied.
+	// The second pass is served from the decoded-record caches; the third
+	// decodes the records again after the caches are emptied.
 	for _, pass := range []string{"decoded", "cached", "decoded-again"} {
 		if pass == "decoded-again" {
 			g := r.cur.Load()
 			for i := range g.cityCache.slots {
 				g.cityCache.slots[i].Store(nil)
 				g.asnCache.slots[i].Store(nil)
-			}
-			for i := range g.ips.slots {
-				g.ips.slots[i].e.Store(nil)
 			}
 		}
 		for _, tt := range tests {
@@ -120,44 +116,6 @@ func TestRecordCacheCollisions(t *testing.T) {
 	}
 	if v := c.get(b); v == nil || *v != "b" {
 		t.Fatalf("get(b) = %v", v)
-	}
-}
-
-// TestAddressCacheCollisions looks up two addresses that share a slot of
-// the address cache, one in the databases and one not, in turns: each must
-// get its own answer, whichever the slot holds.
-func TestAddressCacheCollisions(t *testing.T) {
-	cityPath, asnPath := fixtureDBs(t)
-	r, err := Open(cityPath, asnPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	a := netip.MustParseAddr("81.2.69.142")
-	b := netip.MustParseAddr("10.0.0.0")
-	for ipHash(b)>>(64-ipCacheBits) != ipHash(a)>>(64-ipCacheBits) {
-		b = b.Next()
-	}
-	var want Result
-	if !r.Lookup(a, &want) || want.CountryCode != "GB" {
-		t.Fatalf("Lookup(%v) = %+v, want a GB record", a, want)
-	}
-	for i := range 3 {
-		var out Result
-		if r.Lookup(b, &out) || out != (Result{}) {
-			t.Fatalf("round %d: Lookup(%v) = %+v, want nothing", i, b, out)
-		}
-		if g := r.cur.Load(); g.ips.get(b) == nil || g.ips.get(a) != nil {
-			t.Fatalf("round %d: the slot should hold %v now", i, b)
-		}
-		if !r.Lookup(a, &out) || out != want {
-			t.Fatalf("round %d: Lookup(%v) = %+v, want %+v", i, a, out, want)
-		}
-	}
-	// A zone does not make an address a different place.
-	var z Result
-	if !r.Lookup(netip.MustParseAddr("2a02:ff0::1%eth0"), &z) || r.cur.Load().ips.get(netip.MustParseAddr("2a02:ff0::1")) == nil {
-		t.Fatalf("zoned lookup = %+v, or not cached under the plain address", z)
 	}
 }
 
@@ -607,7 +565,6 @@ func BenchmarkLookupCacheMiss(b *testing.B) {
 	for b.Loop() {
 		g.cityCache.slots[slot(cityOff)].Store(nil)
 		g.asnCache.slots[slot(asnOff)].Store(nil)
-		g.ips.slot(ipHash(ip)).e.Store(nil)
 		if !r.Lookup(ip, &out) {
 			b.Fatal("not found")
 		}
