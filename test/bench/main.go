@@ -20,12 +20,12 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: psbench bare|topics|gen|mixstats|prefill|drain|rate|e2e|proc [flags]")
+		fmt.Fprintln(os.Stderr, "usage: psbench bare|topics|gen|mixstats|prefill|dumpmix|drain|rate|e2e|proc [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
 		"bare": cmdBare, "topics": cmdTopics, "gen": cmdGen, "mixstats": cmdMixStats, "prefill": cmdPrefill,
-		"drain": cmdDrain, "rate": cmdRate, "e2e": cmdE2E, "proc": cmdProc,
+		"drain": cmdDrain, "rate": cmdRate, "e2e": cmdE2E, "proc": cmdProc, "dumpmix": cmdDumpMix,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
