@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/ua-parser/uap-go/uaparser"
@@ -236,5 +237,44 @@ func BenchmarkUncachedParse(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestTrieScanFindsExactlyTheLiterals checks the frozen trie of the real
+// expressions against strings.Contains for every literal, over the
+// corpus: a literal is found if and only if the lowercased line holds it.
+func TestTrieScanFindsExactlyTheLiterals(t *testing.T) {
+	p, err := New("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := p.uap.lits
+	lits := make([]string, tr.count)
+	for l, id := range tr.ids {
+		lits[id] = l
+	}
+	lines := corpus(t)
+	if testing.Short() {
+		lines = lines[:500]
+	}
+	found := make([]uint64, (tr.count+63)/64)
+	checked := 0
+	for _, ua := range lines {
+		if !isASCII(ua) {
+			continue
+		}
+		line := asciiLower(ua)
+		clear(found)
+		tr.scan(line, found)
+		for id, l := range lits {
+			want := isASCII(l) && strings.Contains(line, l)
+			if got := found[id>>6]&(1<<(id&63)) != 0; got != want {
+				t.Fatalf("%q: literal %q found = %v, want %v", line, l, got, want)
+			}
+		}
+		checked++
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d ASCII lines checked", checked)
 	}
 }
