@@ -20,11 +20,7 @@ import (
 // B/op and allocs/op, and time in the same run.
 func BenchmarkWriteMessages(b *testing.B) {
 	const topic = "bench"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchCluster(b, topic)
 	brokers := c.ListenAddrs()
 	msgs := make([]kafka.Message, 1024)
 	for i, m := range messages(len(msgs)) {
@@ -104,11 +100,7 @@ func enricherBatch(n int) []kafka.Message {
 // and the broker's allocations in B/op too: compare within one run.
 func BenchmarkWriteEnricherBatch(b *testing.B) {
 	const topic = "enriched"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchCluster(b, topic)
 	for _, n := range []int{256, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			msgs := enricherBatch(n)
@@ -140,11 +132,7 @@ func BenchmarkWriteEnricherBatch(b *testing.B) {
 // encodes it (produce v8) and written to io.Discard.
 func BenchmarkEncodeRequest(b *testing.B) {
 	const topic = "enriched"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchCluster(b, topic)
 	transport := &kafka.Transport{}
 	defer transport.CloseIdleConnections()
 	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
@@ -179,10 +167,7 @@ func BenchmarkEncodeRequest(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if afterGC {
-					b.StopTimer()
-					runtime.GC() // twice: a pool survives one collection
-					runtime.GC()
-					b.StartTimer()
+					dropPools(b)
 				}
 				req, bs, err := w.produceRequest(msgs, g, sts, time.Now())
 				if err != nil {
@@ -195,4 +180,24 @@ func BenchmarkEncodeRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCluster starts an in-process kfake broker with topic in 6
+// partitions, closed when the benchmark ends.
+func benchCluster(b *testing.B, topic string) *kfake.Cluster {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c
+}
+
+// dropPools empties the sync.Pools outside the timer, as a collection does
+// in a busy process: twice, because a pool survives one collection.
+func dropPools(b *testing.B) {
+	b.StopTimer()
+	runtime.GC()
+	runtime.GC()
+	b.StartTimer()
 }

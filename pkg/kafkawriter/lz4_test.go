@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"runtime"
 	"testing"
 
 	"github.com/pierrec/lz4/v4"
@@ -102,10 +101,7 @@ func BenchmarkLZ4Compress(b *testing.B) {
 				var size int
 				for b.Loop() {
 					if afterGC {
-						b.StopTimer()
-						runtime.GC() // twice: a pool survives one collection
-						runtime.GC()
-						b.StartTimer()
+						dropPools(b)
 					}
 					size = len(compressInto(b, bc.codec, src, &out))
 				}
