@@ -359,6 +359,9 @@ drainrun() {
     prof_args=(-cpuprofile "$out/enricher-$label-cpu.pprof" -profile-seconds 10 -allocprofile "$out/enricher-$label-allocs.pprof")
   fi
   "$psbench" drain -admin "http://$enr_admin" -pid "$enr" -broker-pid "$kafka_pid" -n "$n" -timeout 5m -label "${label}_" "${prof_args[@]}" | record >&2
+  # The batch, produce and commit histograms of the drain, for reading
+  # where a run's time went (enricher-tput-metrics.txt, …-head-…).
+  curl -fsS -H 'Accept-Encoding: identity' "http://$enr_admin/metrics" >"$out/enricher-$label-metrics.txt" || true
   stop "$enr"
 }
 
