@@ -104,18 +104,8 @@ func BenchmarkWriteEnricherBatch(b *testing.B) {
 	for _, n := range []int{256, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			msgs := enricherBatch(n)
-			var bytes int64
-			for i := range msgs {
-				bytes += int64(len(msgs[i].Key) + len(msgs[i].Value))
-			}
-			transport := &kafka.Transport{}
-			defer transport.CloseIdleConnections()
-			w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
-			b.SetBytes(bytes)
+			w := benchWriter(b, c, topic)
+			b.SetBytes(payloadBytes(msgs))
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := w.WriteMessages(context.Background(), msgs...); err != nil {
@@ -133,13 +123,7 @@ func BenchmarkWriteEnricherBatch(b *testing.B) {
 func BenchmarkEncodeRequest(b *testing.B) {
 	const topic = "enriched"
 	c := benchCluster(b, topic)
-	transport := &kafka.Transport{}
-	defer transport.CloseIdleConnections()
-	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+	w := benchWriter(b, c, topic)
 	msgs := enricherBatch(1000)
 	g, err := w.group(context.Background(), msgs)
 	if err != nil {
@@ -147,16 +131,13 @@ func BenchmarkEncodeRequest(b *testing.B) {
 	}
 	defer g.release()
 	var sts []*slotState
-	var size int64
 	for s := range g.slots() {
 		_, _, idx := g.slot(s)
 		if len(idx) > 0 {
 			sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
 		}
 	}
-	for i := range msgs {
-		size += int64(len(msgs[i].Key) + len(msgs[i].Value))
-	}
+	size := payloadBytes(msgs)
 	for _, afterGC := range []bool{false, true} {
 		name := "pooled"
 		if afterGC {
@@ -200,4 +181,26 @@ func dropPools(b *testing.B) {
 	runtime.GC()
 	runtime.GC()
 	b.StartTimer()
+}
+
+// benchWriter returns an LZ4 Writer to topic on c with a transport of its
+// own, both closed when the benchmark ends.
+func benchWriter(b *testing.B, c *kfake.Cluster, topic string) *Writer {
+	transport := &kafka.Transport{}
+	b.Cleanup(transport.CloseIdleConnections)
+	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// payloadBytes is the keys and values of msgs, for b.SetBytes.
+func payloadBytes(msgs []kafka.Message) int64 {
+	var n int64
+	for i := range msgs {
+		n += int64(len(msgs[i].Key) + len(msgs[i].Value))
+	}
+	return n
 }

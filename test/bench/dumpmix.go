@@ -32,11 +32,12 @@ func cmdDumpMix(args []string) error {
 	base := time.Now().Add(-15 * time.Minute).UnixNano()
 	step := (15 * time.Minute).Nanoseconds() / int64(*n)
 	var val []byte
+	var size [binary.MaxVarintLen64]byte
 	for i := range *n {
 		m.Next(&h)
 		rawOf(&h, base+int64(i)*step, &r)
 		val = r.AppendProto(val[:0])
-		_, _ = w.Write(binary.AppendUvarint(nil, uint64(len(val))))
+		_, _ = w.Write(size[:binary.PutUvarint(size[:], uint64(len(val)))])
 		_, _ = w.Write(val)
 	}
 	if err := w.Flush(); err != nil {

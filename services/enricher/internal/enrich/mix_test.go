@@ -74,14 +74,7 @@ func BenchmarkMixChain(b *testing.B) {
 		}
 		s, _ := newStage()
 		s.Workers = 1
-		s.NewSteps = func() []Step {
-			sh := &Shared{}
-			steps := []Step{Basics, Campaign(sh)}
-			if r != nil {
-				steps = append(steps, Geo(r, sh))
-			}
-			return append(steps, Device(dev, sh), Classify(ag, sh), IPPolicy(IPTruncate))
-		}
+		s.NewSteps = chainOf(dev, ag, r)
 		b.StartTimer()
 		for i := 0; i < len(in); i += 500 {
 			batch.Reset()

@@ -35,6 +35,12 @@ func realSteps(t testing.TB) func() []Step {
 		}
 		t.Cleanup(func() { r.Close() })
 	}
+	return chainOf(dev, ag, r)
+}
+
+// chainOf is the production per-record chain over dev, ag and r (nil: no
+// geo): each call of the result gets its own Shared.
+func chainOf(dev *device.Parser, ag *classify.AgentClassifier, r *geo.Resolver) func() []Step {
 	return func() []Step {
 		sh := &Shared{}
 		steps := []Step{Basics, Campaign(sh)}
