@@ -139,6 +139,7 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// Committed in a goroutine of its own, so the next batch is
 		// produced during this one's commit round trip (runner's doc).
 		Commit:          pipeline.WithRetry(pipeline.WithMetrics(commit.Stage{C: reader}, "commit", stageMetrics), backoff, retryLog("commit")),
+		CommitInterval:  cfg.CommitInterval,
 		MaxBatch:        cfg.BatchSize,
 		Linger:          cfg.BatchLinger,
 		InFlight:        2,

@@ -27,6 +27,7 @@ type Config struct {
 	UACacheSize    int
 	BatchSize      int
 	BatchLinger    time.Duration
+	CommitInterval time.Duration
 	EnrichWorkers  int
 	RetryInitial   time.Duration
 	RetryMax       time.Duration
@@ -60,6 +61,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
 	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 2000, "records per fetch-enrich-produce-commit cycle")
 	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch; past it a batch keeps filling (up to -batch-size) while the previous one is still being produced")
+	s.Duration(&c.CommitInterval, "commit-interval", "ENRICHER_COMMIT_INTERVAL", 100*time.Millisecond, "least time between two offset commits; produced records are readable at once, and after a crash or rebalance up to this much more is read again (0: commit after every batch)")
 	s.Int(&c.EnrichWorkers, "enrich-workers", "ENRICHER_WORKERS", 0, "goroutines enriching a batch in parallel (0: one per CPU, GOMAXPROCS); the ordered steps (dedup, sessions) always run in one")
 	s.Duration(&c.RetryInitial, "retry-initial", "ENRICHER_RETRY_INITIAL", 100*time.Millisecond, "first backoff when producing or committing fails")
 	s.Duration(&c.RetryMax, "retry-max", "ENRICHER_RETRY_MAX", 10*time.Second, "backoff cap; the enricher retries until the broker is back, never skipping a record")
@@ -83,7 +85,7 @@ var (
 	ErrNoTopic   = errors.New("raw, enriched and dead-letter topics must be set and distinct")
 	ErrNoGroup   = errors.New("group id must be set")
 	ErrBatch     = errors.New("batch size must be between 1 and 100000")
-	ErrDuration  = errors.New("durations must be positive")
+	ErrDuration  = errors.New("durations must be positive (-commit-interval may be 0)")
 	ErrUACache   = errors.New("ua-cache-size must be at least 1")
 	ErrWorkers   = errors.New("enrich-workers must be between 0 (one per CPU) and 256")
 	ErrIPMode    = errors.New(`default-ip-mode must be "full", "truncate" or "drop"`)
@@ -103,7 +105,7 @@ func (c *Config) Validate() error {
 	case c.BatchSize < 1 || c.BatchSize > 100000:
 		return fmt.Errorf("%w: got %d", ErrBatch, c.BatchSize)
 	case c.BatchLinger <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.ShutdownTime <= 0 ||
-		c.GeoIPReload <= 0 || c.SessionTimeout <= 0:
+		c.GeoIPReload <= 0 || c.SessionTimeout <= 0 || c.CommitInterval < 0:
 		return ErrDuration
 	case c.UACacheSize < 1:
 		return ErrUACache

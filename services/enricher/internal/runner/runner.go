@@ -57,6 +57,14 @@ type Runner struct {
 	// behind its in-flight request: handing it over would only queue it,
 	// and one larger produce call replaces several queued ones.
 	Linger time.Duration
+	// CommitInterval is the least time between two commits. Delivered
+	// batches are recycled at once and only their newest offset per
+	// partition waits, so a longer interval costs no memory and never holds
+	// up fetching. Each commit is a write to __consumer_offsets on the
+	// broker, which shares its CPU with everything else; what waits is
+	// only re-read after a crash or rebalance (at-least-once). 0 commits
+	// every group of batches as soon as the previous commit returns.
+	CommitInterval time.Duration
 	// InFlight is how many prepared batches may wait for delivery, and
 	// delivered ones for their commit (at least 1). Memory is bounded by
 	// 2×InFlight+3 batches.
@@ -158,71 +166,85 @@ func (r *Runner) deliverLoop(in <-chan *pipeline.Batch, next chan<- *pipeline.Ba
 	return err
 }
 
-// commitLoop commits delivered batches in order, each group of batches
-// that queued up during the previous commit in one call, and recycles
-// them. After a failure it stops the runner and commits nothing more.
+// commitLoop commits delivered batches in order and recycles them. The
+// newest offset of each partition in the batches delivered since the last
+// commit waits in pending until CommitInterval has passed since it, or
+// until in is closed; a batch not fully delivered (which Commit refuses)
+// first flushes pending, then goes to Commit alone, so nothing after it
+// is committed. After a failure it stops the runner and commits nothing
+// more.
 func (r *Runner) commitLoop(ctx context.Context, in <-chan *pipeline.Batch, free chan<- *pipeline.Batch, stop func()) error {
-	var err error
-	var group []*pipeline.Batch
-	merged := &pipeline.Batch{}
-	for b := range in {
-		group = append(group[:0], b)
-	queued:
-		for {
-			select {
-			case nb, ok := <-in:
-				if !ok {
-					break queued
+	var (
+		err      error
+		pending  = &pipeline.Batch{}
+		batches  int // delivered batches merged into pending
+		records  int // their records
+		last     time.Time
+		timer    *time.Timer
+		deadline <-chan time.Time
+	)
+	commit := func(b *pipeline.Batch, n, records int) {
+		if err != nil {
+			return
+		}
+		if err = r.Commit.Process(ctx, b); err != nil {
+			err = fmt.Errorf("offsets of %d produced records (%d batches) left uncommitted: %w", records, n, err)
+			stop()
+		}
+		last = time.Now()
+	}
+	flush := func() {
+		if batches > 0 {
+			commit(pending, batches, records)
+			pending.Reset()
+			batches, records = 0, 0
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		deadline = nil
+	}
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				flush()
+				return err
+			}
+			if err == nil {
+				if b.Delivered() {
+					pending.In = appendNewest(pending.In, b.In)
+					batches++
+					records += len(b.In)
+				} else {
+					flush()
+					commit(b, 1, len(b.In))
 				}
-				group = append(group, nb)
-			default:
-				break queued
 			}
-		}
-		if err == nil {
-			if err = r.commitGroup(ctx, group, merged); err != nil {
-				stop()
+			b.Reset()
+			free <- b
+			if batches == 0 || deadline != nil {
+				continue
 			}
-		}
-		for _, g := range group {
-			g.Reset()
-			free <- g
+			// Batches already queued join this commit (the interval is a
+			// floor, not a delay to add when commits are rare).
+			if wait := r.CommitInterval - time.Since(last); wait > 0 && len(in) == 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				deadline = timer.C
+			} else if len(in) == 0 {
+				flush()
+			}
+		case <-deadline:
+			deadline = nil
+			if len(in) == 0 {
+				flush()
+			}
 		}
 	}
-	return err
-}
-
-// commitGroup commits group (batches in delivery order) through r.Commit:
-// a single batch as it is, several as merged, which holds the newest
-// record of each partition. Batches not fully delivered are never merged:
-// each goes to Commit alone, which refuses it, and nothing after it is
-// committed.
-func (r *Runner) commitGroup(ctx context.Context, group []*pipeline.Batch, merged *pipeline.Batch) error {
-	for len(group) > 0 {
-		n := 1
-		if group[0].Delivered() {
-			for n < len(group) && group[n].Delivered() {
-				n++
-			}
-		}
-		b := group[0]
-		if n > 1 {
-			merged.Reset()
-			for _, g := range group[:n] {
-				merged.In = appendNewest(merged.In, g.In)
-			}
-			b = merged
-		}
-		records := 0
-		for _, g := range group[:n] {
-			records += len(g.In)
-		}
-		if err := r.Commit.Process(ctx, b); err != nil {
-			return fmt.Errorf("offsets of %d produced records (%d batches) left uncommitted: %w", records, n, err)
-		}
-		group = group[n:]
-	}
-	return nil
 }
 
 // appendNewest merges msgs (in offset order per partition) into newest,

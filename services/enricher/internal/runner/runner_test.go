@@ -381,3 +381,107 @@ func TestBatchFillsWhileDelivering(t *testing.T) {
 		t.Fatalf("batch sizes %v, want [1 10]: the records that arrived during the first delivery in one batch", sizes)
 	}
 }
+
+// With a commit interval, batches delivered after a commit wait for the
+// interval (here longer than the test) and are committed together when the
+// runner stops, as the newest record of each partition: none is lost and
+// none is committed early.
+func TestCommitIntervalDefersToShutdown(t *testing.T) {
+	src := chanSource{make(chan kafka.Message, 8)}
+	for i := range 8 {
+		src.ch <- kafka.Message{Topic: "raw", Partition: i % 2, Offset: int64(i / 2)}
+	}
+	var delivered atomic.Int32
+	firstCommit, allDelivered := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var calls [][]kafka.Message
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop, InFlight: 8, CommitInterval: time.Hour,
+		Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			if m := b.In[0]; m.Partition != 0 || m.Offset != 0 {
+				<-firstCommit
+			}
+			if delivered.Add(1) == 8 {
+				close(allDelivered)
+			}
+			return nil
+		}),
+		Commit: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(calls) == 0 {
+				close(firstCommit)
+			}
+			calls = append(calls, slices.Clone(b.In))
+			return nil
+		})}
+	go func() {
+		<-allDelivered
+		time.Sleep(50 * time.Millisecond) // the batches reach the commit loop and wait there
+		mu.Lock()
+		if len(calls) != 1 {
+			t.Errorf("%d commits before shutdown, want only the first: %v", len(calls), calls)
+		}
+		mu.Unlock()
+		cancel()
+	}()
+	if err := r.Run(ctx, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d commit calls (%v), want 2: the first batch, then the rest at shutdown", len(calls), calls)
+	}
+	if len(calls[0]) != 1 || calls[0][0].Partition != 0 || calls[0][0].Offset != 0 {
+		t.Fatalf("first commit %v, want partition 0 offset 0", calls[0])
+	}
+	got := map[int]int64{}
+	for _, m := range calls[1] {
+		got[m.Partition] = m.Offset
+	}
+	if len(calls[1]) != 2 || got[0] != 3 || got[1] != 3 {
+		t.Fatalf("commit at shutdown %v, want offset 3 of partitions 0 and 1", calls[1])
+	}
+}
+
+// A batch that waits for the interval is committed when it passes, without
+// another batch or a shutdown to push it out, and not before.
+func TestCommitIntervalTimerCommits(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	src := chanSource{make(chan kafka.Message, 2)}
+	src.ch <- kafka.Message{Offset: 0}
+	type commit struct {
+		off int64
+		at  time.Time
+	}
+	committed := make(chan commit, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &Runner{Source: src, MaxBatch: 1, Linger: time.Millisecond, Prepare: nop, InFlight: 1, Deliver: nop,
+		CommitInterval: interval,
+		Commit: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+			committed <- commit{b.In[0].Offset, time.Now()}
+			return nil
+		})}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, context.Background()) }()
+	first := <-committed
+	if first.off != 0 {
+		t.Fatalf("first commit at offset %d", first.off)
+	}
+	src.ch <- kafka.Message{Offset: 1}
+	select {
+	case c := <-committed:
+		if c.off != 1 {
+			t.Fatalf("second commit at offset %d, want 1", c.off)
+		}
+		if gap := c.at.Sub(first.at); gap < interval {
+			t.Fatalf("commits %v apart, want at least the interval %v", gap, interval)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting batch was never committed")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
