@@ -167,6 +167,7 @@ func (c *Consumer) FetchMessage(ctx context.Context) (kafka.Message, error) {
 		select {
 		case it := <-c.msgs:
 			if it.gen != c.genID.Load() {
+				release(&it.msg)
 				continue
 			}
 			return it.msg, nil
@@ -175,6 +176,23 @@ func (c *Consumer) FetchMessage(ctx context.Context) (kafka.Message, error) {
 		case <-c.closed:
 			return kafka.Message{}, io.EOF
 		}
+	}
+}
+
+// Release hands back records returned by FetchMessage once nothing uses
+// their bytes any more, so their batch's buffer can be reused. Each record
+// is released at most once; one never released only leaves its buffer to
+// the garbage collector.
+func (c *Consumer) Release(msgs []kafka.Message) {
+	for i := range msgs {
+		release(&msgs[i])
+	}
+}
+
+func release(m *kafka.Message) {
+	if b, ok := m.WriterData.(*Buffer); ok {
+		m.WriterData = nil
+		b.Release()
 	}
 }
 

@@ -77,7 +77,8 @@ func consume(t *testing.T, c *Consumer, n int) map[string]bool {
 	defer cancel()
 	got := map[string]bool{}
 	last := map[int]int64{}
-	var batch []kafka.Message
+	var batch, held []kafka.Message
+	var heldWant []string
 	for len(got) < n {
 		m, err := c.FetchMessage(ctx)
 		if err != nil {
@@ -98,10 +99,30 @@ func consume(t *testing.T, c *Consumer, n int) map[string]bool {
 			if err := c.CommitMessages(ctx, batch...); err != nil {
 				t.Fatalf("commit: %v", err)
 			}
+			// The previous batch was held while this one was fetched, as
+			// the runner holds batches in flight: its bytes must still be
+			// its own, though other batches' buffers were reused meanwhile.
+			checkHeld(t, held, heldWant)
+			c.Release(held)
+			held, heldWant = append(held[:0], batch...), heldWant[:0]
+			for _, m := range batch {
+				heldWant = append(heldWant, string(m.Value))
+			}
 			batch = batch[:0]
 		}
 	}
+	checkHeld(t, held, heldWant)
+	c.Release(held)
 	return got
+}
+
+func checkHeld(t *testing.T, held []kafka.Message, want []string) {
+	t.Helper()
+	for i, m := range held {
+		if string(m.Value) != want[i] || string(m.Key) != want[i] || string(m.Headers[0].Value) != want[i] {
+			t.Fatalf("held record %d@%d changed: key %q value %q header %q, want %q", m.Partition, m.Offset, m.Key, m.Value, m.Headers[0].Value, want[i])
+		}
+	}
 }
 
 // TestConsumeCommitResume: every record once, in partition order, with its

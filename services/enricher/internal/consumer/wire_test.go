@@ -150,6 +150,53 @@ func TestRecordsOutliveBuffers(t *testing.T) {
 	}
 }
 
+// TestBufferReuse: a batch's buffer goes back to the pool only when its
+// last record is released, the records of a batch held meanwhile keep
+// their bytes while later batches reuse buffers, and a second release of
+// a record is refused.
+func TestBufferReuse(t *testing.T) {
+	for _, compressed := range []bool{false, true} {
+		decode := func(prefix string) []kafka.Message {
+			var got []kafka.Message
+			if _, err := decodeBatches(buildBatch(t, 0, recs(prefix, 3), compressed, false), 0, "raw", 0,
+				func(m kafka.Message) error { got = append(got, m); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		c := &Consumer{}
+		held := decode("h")
+		before := pooled.Load()
+		for range 50 {
+			msgs := decode("x")
+			c.Release(msgs[:2])
+			if pooled.Load() != before {
+				t.Fatalf("compressed=%v: buffer pooled with a record still unreleased", compressed)
+			}
+			c.Release(msgs[2:])
+			if got := pooled.Load() - before; got != 1 {
+				t.Fatalf("compressed=%v: %d buffers pooled after the last release, want 1", compressed, got)
+			}
+			before++
+		}
+		for i, m := range held {
+			if want := "h" + string(rune('a'+i)); string(m.Value) != want || string(m.Key) != want {
+				t.Errorf("compressed=%v: held record %d is %q/%q, want %q", compressed, i, m.Key, m.Value, want)
+			}
+		}
+		buf := held[0].WriterData.(*Buffer)
+		c.Release(held)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("compressed=%v: a buffer released more often than referenced did not panic", compressed)
+				}
+			}()
+			buf.Release()
+		}()
+	}
+}
+
 // fetchResponse encodes a Fetch v11 response body (after the correlation
 // id) with one topic and the given partitions' records.
 func fetchResponse(topic string, parts map[int32][]byte) []byte {

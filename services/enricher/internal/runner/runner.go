@@ -30,6 +30,14 @@ type Source interface {
 	FetchMessage(ctx context.Context) (kafka.Message, error)
 }
 
+// Releaser is implemented by a Source whose records borrow memory it
+// reuses (internal/consumer). The runner releases each batch's records
+// once nothing reads their bytes any more: when the batch is delivered
+// (the commit keeps only their positions), or abandoned after a failure.
+type Releaser interface {
+	Release(msgs []kafka.Message)
+}
+
 // Runner fetches batches from Source, runs Prepare on them in the fetching
 // goroutine, Deliver in a second goroutine and Commit in a third, in fetch
 // order.
@@ -136,6 +144,15 @@ func (r *Runner) Run(fetchCtx, workCtx context.Context) error {
 	return nil
 }
 
+// recycle releases b's records to the Source and returns b to free.
+func (r *Runner) recycle(b *pipeline.Batch, free chan<- *pipeline.Batch) {
+	if rel, ok := r.Source.(Releaser); ok {
+		rel.Release(b.In)
+	}
+	b.Reset()
+	free <- b
+}
+
 // deliverLoop runs step (delivery) on every batch from in, in order, and
 // passes each batch it succeeded on to next (or back to free when next is
 // nil). After a failure it stops the runner and only recycles what still
@@ -157,8 +174,7 @@ func (r *Runner) deliverLoop(in <-chan *pipeline.Batch, next chan<- *pipeline.Ba
 		} else {
 			r.undelivered.Add(-1)
 		}
-		b.Reset()
-		free <- b
+		r.recycle(b, free)
 	}
 	if next != nil {
 		close(next)
@@ -221,8 +237,7 @@ func (r *Runner) commitLoop(ctx context.Context, in <-chan *pipeline.Batch, free
 					commit(b, 1, len(b.In))
 				}
 			}
-			b.Reset()
-			free <- b
+			r.recycle(b, free)
 			if batches == 0 || deadline != nil {
 				continue
 			}
@@ -249,16 +264,19 @@ func (r *Runner) commitLoop(ctx context.Context, in <-chan *pipeline.Batch, free
 
 // appendNewest merges msgs (in offset order per partition) into newest,
 // which keeps one record per topic and partition: the one of highest offset.
+// Only the topic, partition and offset are kept: the records' bytes are
+// released before the merged commit.
 func appendNewest(newest, msgs []kafka.Message) []kafka.Message {
 next:
 	for _, m := range msgs {
+		pos := kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 		for i := range newest {
 			if newest[i].Partition == m.Partition && newest[i].Topic == m.Topic {
-				newest[i] = m
+				newest[i] = pos
 				continue next
 			}
 		}
-		newest = append(newest, m)
+		newest = append(newest, pos)
 	}
 	return newest
 }

@@ -485,3 +485,88 @@ func TestCommitIntervalTimerCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// releasingSource is a chanSource that records which offsets were released.
+type releasingSource struct {
+	chanSource
+	mu       sync.Mutex
+	released map[int64]int
+	early    []int64 // released before delivery
+	isDone   func(off int64) bool
+}
+
+func (s *releasingSource) Release(msgs []kafka.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		s.released[m.Offset]++
+		if !s.isDone(m.Offset) {
+			s.early = append(s.early, m.Offset)
+		}
+	}
+}
+
+// Every record is released exactly once, only after its batch was
+// delivered, whether it is then committed at once or with later batches,
+// and also when delivery fails and the batch is abandoned.
+func TestRecordsReleasedOnceAfterDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		failAt   int64 // delivery of the batch holding this offset fails; -1 never
+	}{
+		{"commit each batch", 0, -1},
+		{"commit interval", time.Hour, -1},
+		{"delivery fails", 0, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 40
+			var mu sync.Mutex
+			delivered := map[int64]bool{}
+			src := &releasingSource{chanSource: feed(n), released: map[int64]int{}}
+			src.isDone = func(off int64) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return delivered[off] || off >= tc.failAt && tc.failAt >= 0
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var seen atomic.Int32
+			r := &Runner{Source: src, MaxBatch: 3, Linger: time.Millisecond, Prepare: nop, InFlight: 2, CommitInterval: tc.interval,
+				Deliver: pipeline.StageFunc(func(_ context.Context, b *pipeline.Batch) error {
+					if tc.failAt >= 0 && b.In[len(b.In)-1].Offset >= tc.failAt {
+						return errors.New("broker refused")
+					}
+					mu.Lock()
+					for _, m := range b.In {
+						delivered[m.Offset] = true
+					}
+					mu.Unlock()
+					if seen.Add(int32(len(b.In))) == n {
+						cancel()
+					}
+					return nil
+				}),
+				Commit: nop}
+			err := r.Run(ctx, context.Background())
+			if (err != nil) != (tc.failAt >= 0) {
+				t.Fatalf("Run: %v", err)
+			}
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			if len(src.early) > 0 {
+				t.Fatalf("released before delivery: %v", src.early)
+			}
+			for off, k := range src.released {
+				if k != 1 {
+					t.Fatalf("offset %d released %d times", off, k)
+				}
+			}
+			if tc.failAt < 0 && len(src.released) != n {
+				t.Fatalf("%d of %d records released", len(src.released), n)
+			}
+			if tc.failAt >= 0 && src.released[tc.failAt] != 1 {
+				t.Fatalf("the failed batch's record %d was not released", tc.failAt)
+			}
+		})
+	}
+}
