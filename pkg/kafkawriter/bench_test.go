@@ -104,7 +104,7 @@ func BenchmarkWriteEnricherBatch(b *testing.B) {
 	for _, n := range []int{256, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			msgs := enricherBatch(n)
-			w := benchWriter(b, c, topic)
+			w := benchWriter(b, c, topic, kafka.Lz4)
 			b.SetBytes(payloadBytes(msgs))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -123,7 +123,7 @@ func BenchmarkWriteEnricherBatch(b *testing.B) {
 func BenchmarkEncodeRequest(b *testing.B) {
 	const topic = "enriched"
 	c := benchCluster(b, topic)
-	w := benchWriter(b, c, topic)
+	w := benchWriter(b, c, topic, kafka.Lz4)
 	msgs := enricherBatch(1000)
 	g, err := w.group(context.Background(), msgs)
 	if err != nil {
@@ -163,6 +163,56 @@ func BenchmarkEncodeRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkCodecs encodes the produce request of BenchmarkEncodeRequest
+// with each codec, reporting MB/s of payload and the compression ratio
+// (payload / request bytes): the CPU the enricher spends on its output
+// against the bytes the broker stores.
+func BenchmarkCodecs(b *testing.B) {
+	const topic = "enriched"
+	c := benchCluster(b, topic)
+	msgs := enricherBatch(1000)
+	size := payloadBytes(msgs)
+	for _, comp := range []kafka.Compression{0, kafka.Lz4, kafka.Snappy, kafka.Zstd} {
+		name := "none"
+		if comp != 0 {
+			name = comp.String()
+		}
+		b.Run(name, func(b *testing.B) {
+			w := benchWriter(b, c, topic, comp)
+			g, err := w.group(context.Background(), msgs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.release()
+			var sts []*slotState
+			for s := range g.slots() {
+				_, _, idx := g.slot(s)
+				if len(idx) > 0 {
+					sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
+				}
+			}
+			var out countWriter
+			b.SetBytes(size)
+			for b.Loop() {
+				req, bs, err := w.produceRequest(msgs, g, sts, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := protocol.WriteRequest(&out, 8, 1, "bench", req); err != nil {
+					b.Fatal(err)
+				}
+				putBatches(bs)
+			}
+			b.ReportMetric(float64(size)*float64(b.N)/float64(out), "ratio")
+		})
+	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
 // benchCluster starts an in-process kfake broker with topic in 6
 // partitions, closed when the benchmark ends.
 func benchCluster(b *testing.B, topic string) *kfake.Cluster {
@@ -183,12 +233,12 @@ func dropPools(b *testing.B) {
 	b.StartTimer()
 }
 
-// benchWriter returns an LZ4 Writer to topic on c with a transport of its
-// own, both closed when the benchmark ends.
-func benchWriter(b *testing.B, c *kfake.Cluster, topic string) *Writer {
+// benchWriter returns a Writer to topic on c compressing with comp, with a
+// transport of its own, both closed when the benchmark ends.
+func benchWriter(b *testing.B, c *kfake.Cluster, topic string, comp kafka.Compression) *Writer {
 	transport := &kafka.Transport{}
 	b.Cleanup(transport.CloseIdleConnections)
-	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: kafka.Lz4, Transport: transport})
+	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, Compression: comp, Transport: transport})
 	if err != nil {
 		b.Fatal(err)
 	}

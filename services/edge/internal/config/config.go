@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	pkgconfig "github.com/pixelstream/pixelstream/pkg/config"
+	"github.com/pixelstream/pixelstream/pkg/kafkawriter"
 	"github.com/pixelstream/pixelstream/services/edge/internal/clientip"
 	"github.com/pixelstream/pixelstream/services/edge/internal/projects"
 )
@@ -97,7 +98,11 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "concurrent batch writes to Kafka")
 	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 1024, "most hits per batch write (larger batches amortise the per-request cost, at the client and at the brokers)")
 	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 2*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests for a little latency; 0 writes what is queued at once")
-	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: none, snappy, lz4, zstd or gzip")
+	// lz4 is the default: on a batch of realistic hits (BenchmarkCompression
+	// in internal/publish) Snappy's fast encoder compresses ~1.3× faster but
+	// to a third more bytes; zstd compresses best at ~4× lz4's CPU, for
+	// bandwidth-bound links.
+	set.String(&c.KafkaCompression, "kafka-compression", "EDGE_KAFKA_COMPRESSION", "lz4", "record batch compression: "+kafkawriter.CompressionNames)
 	set.Int(&c.KafkaMaxAttempts, "kafka-max-attempts", "EDGE_KAFKA_MAX_ATTEMPTS", 3, "attempts per batch before its hits count as failed")
 	set.Duration(&c.KafkaWriteTimeout, "kafka-write-timeout", "EDGE_KAFKA_WRITE_TIMEOUT", 10*time.Second, "time allowed for one produce request")
 
@@ -119,7 +124,7 @@ var (
 	ErrBadKeys        = errors.New("invalid -keys (EDGE_KEYS)")
 	ErrBadProxy       = errors.New("invalid -trusted-proxies (EDGE_TRUSTED_PROXIES)")
 	ErrBadTopic       = errors.New("invalid -raw-topic (RAW_TOPIC)")
-	ErrBadCompression = errors.New("invalid -kafka-compression (EDGE_KAFKA_COMPRESSION): want none, snappy, lz4, zstd or gzip")
+	ErrBadCompression = errors.New("invalid -kafka-compression (EDGE_KAFKA_COMPRESSION): want " + kafkawriter.CompressionNames)
 	ErrBadSize        = errors.New("invalid size")
 	ErrBadDuration    = errors.New("invalid duration")
 )
@@ -151,7 +156,7 @@ func (c *Config) Validate() error {
 	if !validTopic(c.RawTopic) {
 		errs = append(errs, fmt.Errorf("%w: %q: want 1-249 of [a-zA-Z0-9._-]", ErrBadTopic, c.RawTopic))
 	}
-	if comp, ok := compressions[strings.ToLower(c.KafkaCompression)]; ok {
+	if comp, ok := kafkawriter.ParseCompression(c.KafkaCompression); ok {
 		c.compression = comp
 	} else {
 		errs = append(errs, fmt.Errorf("%w: %q", ErrBadCompression, c.KafkaCompression))
@@ -219,18 +224,6 @@ func (c *Config) StaticKeys() []projects.Spec { return c.staticKeys }
 
 // Compression returns the parsed -kafka-compression (after Validate).
 func (c *Config) Compression() kafka.Compression { return c.compression }
-
-// compressions maps option values to kafka-go codecs. lz4 is the default:
-// on a batch of realistic hits it compressed about 1.7x faster than snappy
-// with a better ratio (BenchmarkCompression in internal/publish); zstd
-// compresses best at about twice lz4's CPU, for bandwidth-bound links.
-var compressions = map[string]kafka.Compression{
-	"none":   0,
-	"snappy": kafka.Snappy,
-	"lz4":    kafka.Lz4,
-	"zstd":   kafka.Zstd,
-	"gzip":   kafka.Gzip,
-}
 
 // DefaultSpoolDir is where the spool lives without -spool-dir: a per-user
 // state directory ($XDG_STATE_HOME, else ~/.local/state; /var/lib without

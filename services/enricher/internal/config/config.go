@@ -9,6 +9,8 @@ import (
 
 	"github.com/pixelstream/pixelstream/pkg/config"
 	"github.com/pixelstream/pixelstream/pkg/hit"
+	"github.com/pixelstream/pixelstream/pkg/kafkawriter"
+	"github.com/segmentio/kafka-go"
 )
 
 // Config is everything the enricher can be told.
@@ -26,6 +28,7 @@ type Config struct {
 	UARegexes      string
 	UACacheSize    int
 	BatchSize      int
+	Compression    string
 	BatchLinger    time.Duration
 	CommitInterval time.Duration
 	EnrichWorkers  int
@@ -59,6 +62,13 @@ func (c *Config) Declare(s *config.Set) {
 	s.Duration(&c.GeoIPReload, "geoip-reload-interval", "ENRICHER_GEOIP_RELOAD_INTERVAL", 30*time.Second, "how often to check the .mmdb files for changes and reload them")
 	s.String(&c.UARegexes, "ua-regexes", "ENRICHER_UA_REGEXES", "", "path of a uap-core regexes.yaml newer than the embedded one; empty uses the embedded")
 	s.Int(&c.UACacheSize, "ua-cache-size", "ENRICHER_UA_CACHE_SIZE", 100000, "entries in the parsed User-Agent cache")
+	// lz4 is the default. Snappy's fast encoder (pkg/kafkawriter) costs the
+	// enricher less CPU per event, but in drains sharing two cores with the
+	// broker, the broker then took 0.52-0.53 cores against 0.43-0.45 (it
+	// decompresses every batch to validate it) and lz4 drained as fast or
+	// faster (docs/performance.md). zstd halves the stored bytes for
+	// ~2.5× lz4's CPU.
+	s.String(&c.Compression, "kafka-compression", "ENRICHER_KAFKA_COMPRESSION", "lz4", "compression of the enriched and dead-letter record batches: "+kafkawriter.CompressionNames)
 	s.Int(&c.BatchSize, "batch-size", "ENRICHER_BATCH_SIZE", 2000, "records per fetch-enrich-produce-commit cycle")
 	s.Duration(&c.BatchLinger, "batch-linger", "ENRICHER_BATCH_LINGER", 5*time.Millisecond, "wait for more records after the first of a batch; past it a batch keeps filling (up to -batch-size) while the previous one is still being produced")
 	s.Duration(&c.CommitInterval, "commit-interval", "ENRICHER_COMMIT_INTERVAL", 100*time.Millisecond, "least time between two offset commits; produced records are readable at once, and after a crash or rebalance up to this much more is read again (0: commit after every batch)")
@@ -85,6 +95,7 @@ var (
 	ErrNoTopic   = errors.New("raw, enriched and dead-letter topics must be set and distinct")
 	ErrNoGroup   = errors.New("group id must be set")
 	ErrBatch     = errors.New("batch size must be between 1 and 100000")
+	ErrCodec     = errors.New("kafka-compression must be " + kafkawriter.CompressionNames)
 	ErrDuration  = errors.New("durations must be positive (-commit-interval may be 0)")
 	ErrUACache   = errors.New("ua-cache-size must be at least 1")
 	ErrWorkers   = errors.New("enrich-workers must be between 0 (one per CPU) and 256")
@@ -104,6 +115,8 @@ func (c *Config) Validate() error {
 		return ErrNoGroup
 	case c.BatchSize < 1 || c.BatchSize > 100000:
 		return fmt.Errorf("%w: got %d", ErrBatch, c.BatchSize)
+	case !validCodec(c.Compression):
+		return fmt.Errorf("%w: got %q", ErrCodec, c.Compression)
 	case c.BatchLinger <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.ShutdownTime <= 0 ||
 		c.GeoIPReload <= 0 || c.SessionTimeout <= 0 || c.CommitInterval < 0:
 		return ErrDuration
@@ -118,4 +131,16 @@ func (c *Config) Validate() error {
 		return ErrVisitor
 	}
 	return nil
+}
+
+func validCodec(name string) bool {
+	_, ok := kafkawriter.ParseCompression(name)
+	return ok
+}
+
+// Codec returns the kafka-go codec -kafka-compression names (after
+// Validate).
+func (c *Config) Codec() kafka.Compression {
+	codec, _ := kafkawriter.ParseCompression(c.Compression)
+	return codec
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pixelstream/pixelstream/pkg/config"
+	"github.com/segmentio/kafka-go"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (*Config, error) {
@@ -31,6 +32,10 @@ func TestValidate(t *testing.T) {
 		{"defaults ok", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}, nil, nil},
 		{"same topics", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHED_TOPIC": "hits.raw"}, nil, ErrNoTopic},
 		{"bad batch", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-batch-size", "0"}, ErrBatch},
+		{"bad codec", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_KAFKA_COMPRESSION": "brotli"}, nil, ErrCodec},
+		{"snappy", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-kafka-compression", "Snappy"}, nil},
+		{"negative commit interval", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-commit-interval", "-1s"}, ErrDuration},
+		{"commit after every batch", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_COMMIT_INTERVAL": "0"}, nil, nil},
 		{"bad duration", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-retry-max", "1ms"}, ErrDuration},
 		{"bad ip mode", map[string]string{"KAFKA_BROKERS": "b:1", "ENRICHER_DEFAULT_IP_MODE": "hash"}, nil, ErrIPMode},
 		{"bad session", map[string]string{"KAFKA_BROKERS": "b:1"}, []string{"-visitor-session-timeout", "0s"}, ErrVisitor},
@@ -54,7 +59,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.RawTopic != "hits.raw" || c.EnrichedTopic != "pageviews.enriched" || c.DeadletterTopic != "hits.deadletter" ||
-		len(c.Brokers) != 2 || c.BatchLinger != 5*time.Millisecond {
+		len(c.Brokers) != 2 || c.BatchLinger != 5*time.Millisecond || c.Codec() != kafka.Lz4 || c.CommitInterval != 100*time.Millisecond {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
