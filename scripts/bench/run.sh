@@ -405,6 +405,7 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "enricher, realistic mix: $(kv tput_events_per_s) events/s over $(kv tput_window_s) s, $(kv tput_cores_used) cores, $(kv tput_events_per_cpu_s) events per CPU-second; second half $(kv tput_second_half_events_per_s)/s; UA cache hit rate $(kv tput_ua_cache_hit_rate) ($(kv tput_ua_cache_misses) misses)"
   echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s); broker $(kv tput_broker_cores) cores, machine idle $(kv tput_idle_cores), steal $(kv tput_steal_cores) cores"
+  echo "          broker threads (cores): $(kv tput_broker_threads)"
   echo "enricher, head-only mix: $(kv head_events_per_s) events/s, $(kv head_cores_used) cores, $(kv head_events_per_cpu_s) events per CPU-second, UA cache hit rate $(kv head_ua_cache_hit_rate)"
   echo "          stage seconds: enrich $(kv head_stage_enrich_s), produce $(kv head_stage_produce_s), commit $(kv head_stage_commit_s); broker $(kv head_broker_cores) cores, machine idle $(kv head_idle_cores), steal $(kv head_steal_cores) cores"
   echo

@@ -112,6 +112,7 @@ func cmdDrain(args []string) error {
 		steal     float64 // CPU-seconds the hypervisor gave to other guests
 	}
 	var first, last, half sample
+	var brokerThreads map[string]float64 // at first
 	profDone := make(chan error, 1)
 	started := false
 	for {
@@ -131,6 +132,9 @@ func cmdDrain(args []string) error {
 			if !started && c > 0 {
 				started = true
 				first = sample{now, c, cpu, bcpu, idle, steal}
+				if *brokerPid != 0 {
+					brokerThreads, _ = threadCPU(*brokerPid)
+				}
 				if *cpuProfile != "" {
 					go func() {
 						profDone <- fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", *admin, *profSeconds), *cpuProfile)
@@ -156,6 +160,14 @@ func cmdDrain(args []string) error {
 				// could have had a core to run on.
 				fmt.Fprintf(out, "broker_cores=%.2f idle_cores=%.2f steal_cores=%.2f\n", (last.brokerCPU-first.brokerCPU)/el,
 					(last.idle-first.idle)/el, (last.steal-first.steal)/el)
+				// Which of the broker's threads: request handling, or the
+				// JVM's own work (JIT compilers, G1's concurrent marking),
+				// which a long-running broker would not be doing.
+				if brokerThreads != nil {
+					if now, err := threadCPU(*brokerPid); err == nil {
+						fmt.Fprintf(out, "broker_threads=%s\n", threadCores(brokerThreads, now, el, 5))
+					}
+				}
 				if hw := last.t.Sub(half.t).Seconds(); hw > 0 && last.cpu > half.cpu {
 					fmt.Fprintf(out, "second_half_events_per_s=%.0f second_half_events_per_cpu_s=%.0f\n",
 						(last.c-half.c)/hw, (last.c-half.c)/(last.cpu-half.cpu))

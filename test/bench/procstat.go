@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -14,7 +15,12 @@ const clockTicks = 100
 
 // cpuSeconds returns utime+stime of pid from /proc/<pid>/stat.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return cpuSeconds2(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// cpuSeconds2 returns utime+stime from a process's or a thread's stat file.
+func cpuSeconds2(path string) (float64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -22,17 +28,17 @@ func cpuSeconds(pid int) (float64, error) {
 	// The command name is in parentheses and may contain spaces.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+		return 0, fmt.Errorf("bad %s", path)
 	}
 	f := strings.Fields(s[i+1:])
 	// After ")": state(0) ppid(1) … utime is field 14 of stat, index 11 here.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return 0, fmt.Errorf("short %s", path)
 	}
 	ut, err1 := strconv.ParseFloat(f[11], 64)
 	st, err2 := strconv.ParseFloat(f[12], 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad times in /proc/%d/stat", pid)
+		return 0, fmt.Errorf("bad times in %s", path)
 	}
 	return (ut + st) / clockTicks, nil
 }
@@ -128,4 +134,81 @@ func (ps namedPids) cpu() []float64 {
 		out[i], _ = cpuSeconds(p.pid)
 	}
 	return out
+}
+
+// threadCPU returns the CPU seconds (utime+stime) of pid's live threads,
+// summed by thread name with digits replaced by N, so a JVM's pools add up:
+// "data-plane-kafka-request-handler-3" and "-4" become one group (the
+// kernel keeps 15 bytes of a name), "C2 CompilerThread0" and "C1 …" are
+// "CN CompilerThreadN", "G1 Conc#0" is "GN Conc#N".
+func threadCPU(pid int) (map[string]float64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, 16)
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", dir, tid))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		s, err := cpuSeconds2(fmt.Sprintf("%s/%d/stat", dir, tid))
+		if err != nil {
+			continue
+		}
+		out[threadGroup(strings.TrimSpace(string(comm)))] += s
+	}
+	return out, nil
+}
+
+// threadGroup is a thread name with each run of digits replaced by N and
+// spaces by underscores, for key=value output.
+func threadGroup(name string) string {
+	var b strings.Builder
+	digits := false
+	for _, r := range name {
+		switch {
+		case r >= '0' && r <= '9':
+			if !digits {
+				b.WriteByte('N')
+			}
+			digits = true
+			continue
+		case r == ' ':
+			b.WriteByte('_')
+		default:
+			b.WriteRune(r)
+		}
+		digits = false
+	}
+	return b.String()
+}
+
+// threadCores formats the top groups of the growth from a to b over el
+// seconds as "group:cores,…", largest first.
+func threadCores(a, b map[string]float64, el float64, top int) string {
+	type g struct {
+		name  string
+		cores float64
+	}
+	var gs []g
+	for k, v := range b {
+		if d := (v - a[k]) / el; d >= 0.005 {
+			gs = append(gs, g{k, d})
+		}
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].cores > gs[j].cores })
+	var parts []string
+	for i := 0; i < len(gs) && i < top; i++ {
+		parts = append(parts, fmt.Sprintf("%s:%.2f", gs[i].name, gs[i].cores))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
 }
