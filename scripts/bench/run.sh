@@ -30,6 +30,10 @@
 #   BENCH_E2E_WARMUP     seconds of hits at BENCH_E2E_RATE through the edge before the
 #                        measured run, so the broker's JIT has compiled the paths that
 #                        rate takes, as a long-running broker's has [10]
+#   BENCH_BROKER_WARM    raw hits written to a topic of their own right after the
+#                        broker starts, before anything is measured, so the first
+#                        edge round does not pay the JVM's JIT compilation of the
+#                        produce path (a long-running broker has done it) [500000]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
 #                        and the enricher (pprof) into BENCH_OUT
@@ -59,6 +63,7 @@ conns=${BENCH_CONNS:-64}
 prefill=${BENCH_PREFILL:-1000000}
 prefill_head=${BENCH_PREFILL_HEAD:-500000}
 e2e_warm=${BENCH_E2E_WARM:-200000}
+broker_warm=${BENCH_BROKER_WARM:-500000}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
 e2e_warmup=${BENCH_E2E_WARMUP:-10}
@@ -191,7 +196,11 @@ brokers=$(scripts/kafka/start.sh --port "$kport" 2>"$out/kafka-start.log" | sed 
 kafka_pid=$(cat "${PIXELSTREAM_CACHE:-$HOME/.cache/pixelstream}/kafka/run/$kport/kafka.pid")
 "$psbench" topics -brokers "$brokers" -partitions 6 \
   bench.load.raw bench.e2e.raw bench.e2e.enriched bench.tput.raw bench.tput.enriched \
-  bench.head.raw bench.head.enriched bench.deadletter >&2
+  bench.head.raw bench.head.enriched bench.deadletter bench.warm.raw >&2
+if ((broker_warm > 0)); then
+  log "warming the broker: $broker_warm raw hits to bench.warm.raw"
+  "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n "$broker_warm" -seed 9 | sed 's/\([a-z_]*\)=/broker_warm_\1=/g' | record >&2
+fi
 "$psbench" gen -n 20000 -o "$out/requests.tsv" -seed 1 | record >&2
 "$psbench" mixstats -n "$prefill" -seed 2 | record >&2
 
