@@ -125,18 +125,7 @@ func BenchmarkEncodeRequest(b *testing.B) {
 	c := benchCluster(b, topic)
 	w := benchWriter(b, c, topic, kafka.Lz4)
 	msgs := enricherBatch(1000)
-	g, err := w.group(context.Background(), msgs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.release()
-	var sts []*slotState
-	for s := range g.slots() {
-		_, _, idx := g.slot(s)
-		if len(idx) > 0 {
-			sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
-		}
-	}
+	g, sts := requestSlots(b, w, msgs)
 	size := payloadBytes(msgs)
 	for _, afterGC := range []bool{false, true} {
 		name := "pooled"
@@ -179,18 +168,7 @@ func BenchmarkCodecs(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			w := benchWriter(b, c, topic, comp)
-			g, err := w.group(context.Background(), msgs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer g.release()
-			var sts []*slotState
-			for s := range g.slots() {
-				_, _, idx := g.slot(s)
-				if len(idx) > 0 {
-					sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
-				}
-			}
+			g, sts := requestSlots(b, w, msgs)
 			var out countWriter
 			b.SetBytes(size)
 			for b.Loop() {
@@ -206,6 +184,25 @@ func BenchmarkCodecs(b *testing.B) {
 			b.ReportMetric(float64(size)*float64(b.N)/float64(out), "ratio")
 		})
 	}
+}
+
+// requestSlots groups msgs by partition as WriteMessages does and returns
+// the grouping (released when the benchmark ends) and the state of every
+// slot with records: what produceRequest needs to encode one request.
+func requestSlots(b *testing.B, w *Writer, msgs []kafka.Message) (*grouping, []*slotState) {
+	g, err := w.group(context.Background(), msgs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.release)
+	var sts []*slotState
+	for s := range g.slots() {
+		_, _, idx := g.slot(s)
+		if len(idx) > 0 {
+			sts = append(sts, &slotState{slot: s, end: w.chunkEnd(msgs, idx, 0)})
+		}
+	}
+	return g, sts
 }
 
 // countWriter counts the bytes written to it.
