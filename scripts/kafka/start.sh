@@ -33,7 +33,7 @@
 #                         Not less: the log cleaner's 128 MiB dedupe buffer lives on the
 #                         heap, and with 512 MiB that keeps G1 above its marking threshold, so
 #                         every request over 512 KiB (a humongous allocation) starts a
-#                         concurrent mark: 78 cycles and ~0.25 cores during one enricher drain.
+#                         concurrent mark: 78 cycles and ~0.2 cores during one enricher drain.
 #   KAFKA_EXTRA_PROPERTIES  extra server.properties lines appended verbatim.
 #
 # Progress goes to stderr. stdout gets exactly two lines, the last being the address:
