@@ -34,6 +34,8 @@
 #                        broker starts, before anything is measured, so the first
 #                        edge round does not pay the JVM's JIT compilation of the
 #                        produce path (a long-running broker has done it) [500000]
+#   BENCH_EDGE_WARM      seconds of keep-alive and then of Connection: close traffic
+#                        to the edge before its first round, for the same reason [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
 #                        and the enricher (pprof) into BENCH_OUT
@@ -64,6 +66,7 @@ prefill=${BENCH_PREFILL:-1000000}
 prefill_head=${BENCH_PREFILL_HEAD:-500000}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 broker_warm=${BENCH_BROKER_WARM:-500000}
+edge_warm=${BENCH_EDGE_WARM:-10}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
 e2e_warmup=${BENCH_E2E_WARMUP:-10}
@@ -168,9 +171,11 @@ wrkrun() {
   echo "$line" | sed "s/^WRK_RESULT //; s/\([a-z0-9_]*\)=/${label}_\1=/g" | record
 }
 
-warmup() { # URL
+warmup() { # URL SECONDS [wrk args]
+  local url=$1 secs=$2
+  shift 2
   # shellcheck disable=SC2086
-  $load_cpu wrk -t2 -c"$conns" -d2s -s scripts/bench/realistic.lua "$1" -- "$out/requests.tsv" >/dev/null 2>&1 || true
+  $load_cpu wrk -t2 -c"$conns" -d"${secs}s" "$@" -s scripts/bench/realistic.lua "$url" -- "$out/requests.tsv" >/dev/null 2>&1 || true
 }
 
 # --- build -----------------------------------------------------------------------------
@@ -242,13 +247,19 @@ if ! skipped edge; then
   edge=$last_pid
   wait_http "http://$bare_addr/" 10
   wait_http "http://$edge_admin/readyz" 30
-  warmup "http://$bare_addr"
-  warmup "http://$edge_addr"
+  warmup "http://$bare_addr" 2
+  warmup "http://$edge_addr" 2
   if [[ -n $broker_cpu ]]; then
     # The broker's threads (all of them: -a) move to the load generator's
     # CPU, so the edge has its CPU to itself as the bare server does.
     taskset -a -p -c "$broker_cpu" "$kafka_pid" >/dev/null
   fi
+  # The edge's traffic in both modes until the broker has compiled what
+  # it takes: produce requests of the sizes each mode makes. Without this
+  # the first round of each mode found the broker's JIT compilers at
+  # 0.1-0.25 cores of the load generator's CPU.
+  warmup "http://$edge_addr" "$edge_warm"
+  warmup "http://$edge_addr" "$edge_warm" -H "Connection: close"
   for r in $(seq "$rounds"); do
     for mode in ka close; do
       args=()
