@@ -15,11 +15,11 @@ const clockTicks = 100
 
 // cpuSeconds returns utime+stime of pid from /proc/<pid>/stat.
 func cpuSeconds(pid int) (float64, error) {
-	return cpuSeconds2(fmt.Sprintf("/proc/%d/stat", pid))
+	return statFileCPU(fmt.Sprintf("/proc/%d/stat", pid))
 }
 
-// cpuSeconds2 returns utime+stime from a process's or a thread's stat file.
-func cpuSeconds2(path string) (float64, error) {
+// statFileCPU returns utime+stime from a process's or a thread's stat file.
+func statFileCPU(path string) (float64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
@@ -157,7 +157,7 @@ func threadCPU(pid int) (map[string]float64, error) {
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
-		s, err := cpuSeconds2(fmt.Sprintf("%s/%d/stat", dir, tid))
+		s, err := statFileCPU(fmt.Sprintf("%s/%d/stat", dir, tid))
 		if err != nil {
 			continue
 		}
