@@ -95,9 +95,9 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.List(&c.KafkaBrokers, "kafka-brokers", "KAFKA_BROKERS", nil, "Kafka bootstrap brokers host:port, comma separated (required)")
 	set.String(&c.RawTopic, "raw-topic", "RAW_TOPIC", "hits.raw", "topic raw hits are published to (must exist)")
 	set.Int(&c.QueueSize, "queue-size", "EDGE_QUEUE_SIZE", 8192, "hits waiting for Kafka; when full, hits are dropped and counted, never waited for")
-	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "concurrent batch writes to Kafka")
+	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "most concurrent batch writes to Kafka: one is in flight while the broker keeps up, more only for full batches")
 	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 1024, "most hits per batch write (larger batches amortise the per-request cost, at the client and at the brokers)")
-	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 2*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests for a little latency; 0 writes what is queued at once")
+	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 2*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests for a little latency; a part batch also waits for the write in flight; 0 writes what is queued at once when no write is in flight")
 	// lz4 is the default: on a batch of realistic hits (BenchmarkCompression
 	// in internal/publish) Snappy's fast encoder compresses ~1.3× faster but
 	// to a third more bytes; zstd compresses best at ~4× lz4's CPU, for

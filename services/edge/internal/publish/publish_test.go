@@ -424,3 +424,73 @@ func TestLinger(t *testing.T) {
 		t.Fatalf("full batch: wrote %d records after %v, want 8 at once", w.n, w.at.Sub(start))
 	}
 }
+
+// TestHoldBehindWrites: past its linger a part batch waits for the write in
+// flight to end, and a full batch goes out beside it at once.
+func TestHoldBehindWrites(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	started := make(chan int, 16)
+	release := make(chan struct{})
+	sink := funcSink(func(ctx context.Context, msgs []kafka.Message) error {
+		started <- len(msgs)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	p, _ := newPublisher(t, Config{Sink: sink, QueueSize: 64, Workers: 2, BatchSize: 8, Linger: linger})
+	publish := func(n int) {
+		for i := range n {
+			r := p.NewRecord()
+			fill(r, i)
+			if !p.Publish(r) {
+				t.Fatal("queue refused a record")
+			}
+		}
+	}
+	next := func(what string) int {
+		select {
+		case n := <-started:
+			return n
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no write started", what)
+			return 0
+		}
+	}
+
+	publish(3)
+	if n := next("first batch"); n != 3 {
+		t.Fatalf("first write carried %d records, want 3", n)
+	}
+	publish(3)
+	select {
+	case n := <-started:
+		t.Fatalf("a part batch of %d went out while a write was in flight", n)
+	case <-time.After(10 * linger):
+	}
+	release <- struct{}{} // the first write ends
+	if n := next("held batch"); n != 3 {
+		t.Fatalf("held batch carried %d records, want 3", n)
+	}
+	// The second write is in flight; a held batch that fills does not
+	// wait for it.
+	publish(3)
+	select {
+	case n := <-started:
+		t.Fatalf("a part batch of %d went out while a write was in flight", n)
+	case <-time.After(5 * linger):
+	}
+	publish(5)
+	if n := next("filled batch"); n != 8 {
+		t.Fatalf("filled batch carried %d records, want 8", n)
+	}
+	close(release)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.published); got != 14 {
+		t.Fatalf("published_total = %v, want 14", got)
+	}
+}
