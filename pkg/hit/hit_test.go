@@ -3,6 +3,7 @@ package hit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bufbuild/protocompile"
+	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -228,6 +230,26 @@ func TestVisitorKey(t *testing.T) {
 		if string(other) == string(k1) {
 			t.Fatal("different visitors share a key")
 		}
+	}
+	// The key decides the partition: edges of two versions must agree on
+	// it, so a change of algorithm shows here (XXH64 of the bytes below).
+	a16 := ip.As16()
+	want := xxhash.Sum64(append(append([]byte{1, 0, 0, 0, 'p'}, a16[:]...), "ua"...))
+	if got := string(k1); got != fmt.Sprintf("%016x", want) {
+		t.Fatalf("key %s, want %016x", got, want)
+	}
+	if got := string(AppendVisitorKey(nil, []byte("shop"), netip.MustParseAddr("2001:db8::1"), []byte("Mozilla/5.0"))); got != "46d4fb2802cac69f" {
+		t.Fatalf("golden key %s", got)
+	}
+}
+
+func BenchmarkAppendVisitorKey(b *testing.B) {
+	ua := []byte("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1")
+	ip := netip.MustParseAddr("203.0.113.9")
+	buf := make([]byte, 0, VisitorKeySize)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendVisitorKey(buf[:0], []byte("shop"), ip, ua)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // EventID is a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 12 bits
@@ -67,30 +69,24 @@ func ParseEventID(s string) (EventID, error) {
 const VisitorKeySize = 16
 
 // AppendVisitorKey appends the Kafka record key for a visitor: 16 hex digits
-// of a 64-bit FNV-1a hash over project, IP and User-Agent. It is a partition
-// key, not an identifier: it is stable across replicas and restarts so one
-// visitor's hits stay on one partition, and it is deliberately short so it
-// reveals little. Allocation-free.
+// of a 64-bit xxHash (XXH64, seed 0) over the project's length and bytes,
+// the IP as 16 bytes and the User-Agent. It is a partition key, not an
+// identifier: it is stable across replicas and restarts so one visitor's
+// hits stay on one partition, and it is deliberately short so it reveals
+// little. Allocation-free. (FNV-1a, byte by byte, cost the edge 0.34 µs per
+// hit, 2 % of its CPU at full load; xxHash reads 8 bytes at a time.)
 func AppendVisitorKey(b []byte, project []byte, ip netip.Addr, ua []byte) []byte {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	mix := func(p []byte) {
-		for _, c := range p {
-			h ^= uint64(c)
-			h *= prime64
-		}
-		h ^= 0xff // separator so ("ab","c") and ("a","bc") differ
-		h *= prime64
-	}
-	mix(project)
+	var d xxhash.Digest
+	d.Reset()
+	var n [4]byte
+	binary.LittleEndian.PutUint32(n[:], uint32(len(project)))
+	_, _ = d.Write(n[:])
+	_, _ = d.Write(project)
 	a := ip.As16()
-	mix(a[:])
-	mix(ua)
+	_, _ = d.Write(a[:])
+	_, _ = d.Write(ua)
 	var x [8]byte
-	binary.BigEndian.PutUint64(x[:], h)
+	binary.BigEndian.PutUint64(x[:], d.Sum64())
 	var out [VisitorKeySize]byte
 	hex.Encode(out[:], x[:])
 	return append(b, out[:]...)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/pkg/kafkawriter"
@@ -37,8 +36,9 @@ func rawOf(h *Hit, ns int64, r *hit.Raw) {
 }
 
 // cmdPrefill writes n raw hits of the realistic mix to topic, keyed and
-// partitioned as the edge does (visitor key, murmur2), lz4-compressed as the
-// edge's default, with receive times spread over the last span.
+// partitioned as the edge does (visitor key, murmur2), compressed with the
+// edge's default codec (snappy; -compression), with receive times spread
+// over the last span.
 func cmdPrefill(args []string) error {
 	fs := flag.NewFlagSet("prefill", flag.ExitOnError)
 	brokers := fs.String("brokers", "127.0.0.1:19392", "Kafka brokers")
@@ -49,7 +49,12 @@ func cmdPrefill(args []string) error {
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
 	unique := fs.Float64("unique", -1, "override the mix's UniqueFrac")
 	rare := fs.Float64("rare", -1, "override the mix's RareFrac")
+	codec := fs.String("compression", "snappy", "record batch compression, as the edge's -kafka-compression: "+kafkawriter.CompressionNames)
 	_ = fs.Parse(args)
+	comp, ok := kafkawriter.ParseCompression(*codec)
+	if !ok {
+		return fmt.Errorf("prefill: -compression %q: want %s", *codec, kafkawriter.CompressionNames)
+	}
 	cfg := DefaultMix(*seed)
 	if *unique >= 0 {
 		cfg.UniqueFrac = *unique
@@ -61,12 +66,12 @@ func cmdPrefill(args []string) error {
 	defer cancel()
 
 	const chunk = 4000
-	// The edge's writer and LZ4 codec (64 KiB blocks), so the enricher
-	// reads frames like the edge's.
+	// The edge's writer and codec, so the enricher reads frames like the
+	// edge's.
 	w, err := kafkawriter.New(kafkawriter.Config{
 		Brokers:      strings.Split(*brokers, ","),
 		Topic:        *topic,
-		Compression:  compress.Lz4,
+		Compression:  comp,
 		RequiredAcks: kafka.RequireOne,
 		WriteTimeout: 30 * time.Second,
 	})

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.AdminAddr != ":9100" || c.RawTopic != "hits.raw" || c.MaxHeaderBytes != 16384 ||
-		c.DrainDelay != 5*time.Second || c.LogLevel != "info" || c.Compression() != kafka.Lz4 {
+		c.DrainDelay != 5*time.Second || c.LogLevel != "info" || c.Compression() != kafka.Snappy {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if h, _ := os.Hostname(); h != "" && c.Instance != h {
