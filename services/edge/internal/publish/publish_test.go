@@ -381,6 +381,18 @@ func TestPublishYieldsWhenQueueFills(t *testing.T) {
 	}
 }
 
+// publishFilled publishes n filled records and fails if one is refused.
+func publishFilled(t *testing.T, p *Publisher, n int) {
+	t.Helper()
+	for i := range n {
+		r := p.NewRecord()
+		fill(r, i)
+		if !p.Publish(r) {
+			t.Fatal("queue refused a record")
+		}
+	}
+}
+
 // TestLinger: a worker holding a part batch waits up to Linger for more
 // records, and writes a full batch without waiting.
 func TestLinger(t *testing.T) {
@@ -400,15 +412,7 @@ func TestLinger(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	publish := func(n int) {
-		for i := range n {
-			r := p.NewRecord()
-			fill(r, i)
-			if !p.Publish(r) {
-				t.Fatal("queue refused a record")
-			}
-		}
-	}
+	publish := func(n int) { publishFilled(t, p, n) }
 
 	start := time.Now()
 	publish(3)
@@ -426,7 +430,7 @@ func TestLinger(t *testing.T) {
 }
 
 // TestHoldBehindWrites: past its linger a part batch waits for the write in
-// flight to end, and a full batch goes out beside it at once.
+// flight to end, and a held batch that fills goes out beside it at once.
 func TestHoldBehindWrites(t *testing.T) {
 	const linger = 20 * time.Millisecond
 	started := make(chan int, 16)
@@ -441,51 +445,39 @@ func TestHoldBehindWrites(t *testing.T) {
 		}
 	})
 	p, _ := newPublisher(t, Config{Sink: sink, QueueSize: 64, Workers: 2, BatchSize: 8, Linger: linger})
-	publish := func(n int) {
-		for i := range n {
-			r := p.NewRecord()
-			fill(r, i)
-			if !p.Publish(r) {
-				t.Fatal("queue refused a record")
-			}
-		}
-	}
-	next := func(what string) int {
+	publish := func(n int) { publishFilled(t, p, n) }
+	// expect waits for the next write to start and checks its size.
+	expect := func(what string, want int) {
 		select {
 		case n := <-started:
-			return n
+			if n != want {
+				t.Fatalf("%s carried %d records, want %d", what, n, want)
+			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: no write started", what)
-			return 0
+		}
+	}
+	// held checks that no write starts for d, while one is in flight.
+	held := func(d time.Duration) {
+		select {
+		case n := <-started:
+			t.Fatalf("a part batch of %d went out while a write was in flight", n)
+		case <-time.After(d):
 		}
 	}
 
 	publish(3)
-	if n := next("first batch"); n != 3 {
-		t.Fatalf("first write carried %d records, want 3", n)
-	}
+	expect("first batch", 3)
 	publish(3)
-	select {
-	case n := <-started:
-		t.Fatalf("a part batch of %d went out while a write was in flight", n)
-	case <-time.After(10 * linger):
-	}
+	held(10 * linger)
 	release <- struct{}{} // the first write ends
-	if n := next("held batch"); n != 3 {
-		t.Fatalf("held batch carried %d records, want 3", n)
-	}
+	expect("held batch", 3)
 	// The second write is in flight; a held batch that fills does not
 	// wait for it.
 	publish(3)
-	select {
-	case n := <-started:
-		t.Fatalf("a part batch of %d went out while a write was in flight", n)
-	case <-time.After(5 * linger):
-	}
+	held(5 * linger)
 	publish(5)
-	if n := next("filled batch"); n != 8 {
-		t.Fatalf("filled batch carried %d records, want 8", n)
-	}
+	expect("filled batch", 8)
 	close(release)
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
