@@ -2,11 +2,13 @@
 //
 // The request path never waits for Kafka or the disk: the handler fills a
 // pooled *hit.Raw and Publish puts it on a bounded queue, or drops and
-// counts it when the queue is full. A few workers take records off the
-// queue in batches, encode them into buffers they own, recycle the records
-// at once, and either write the batch to the Sink (which blocks until every
-// record is acknowledged or has failed) or, while the publisher is
-// spooling, append it to the disk spool.
+// counts it when the queue is full. A few workers take turns taking
+// records off the queue in batches (one fills a batch while the others
+// write theirs; a part batch waits for the write in flight, so the broker
+// gets few, large produce requests), encode them into buffers they own,
+// recycle the records at once, and either write the batch to the Sink
+// (which blocks until every record is acknowledged or has failed) or,
+// while the publisher is spooling, append it to the disk spool.
 //
 // Spooling (with a Spool configured) starts when Kafka refuses records (the
 // refused batch becomes a front batch of the spool: it is older than
@@ -584,7 +586,7 @@ func (p *Publisher) directSignal() <-chan struct{} {
 // lingerFill waits up to Linger for records while b is not full. It
 // sleeps through the linger rather than taking records as they come: a
 // worker woken by every hit costs the request path a goroutine switch per
-// hit. Publish wakes it early when the queue alone holds a full batch.
+// hit. Publish wakes it early when the queue holds what would fill b.
 func (p *Publisher) lingerFill(b *batch, t *time.Timer) {
 	p.fillBatch(b)
 	if p.linger <= 0 || b.len() >= p.batchSize {
@@ -617,7 +619,7 @@ func (p *Publisher) await(b *batch) bool {
 // only full batches go out beside it, so a slow broker still gets every
 // worker's write. The broker's CPU is mostly per produce request, not per
 // record (docs/performance.md): at 25,000 hits/s one batch filling at a
-// time instead of four cut it from 0.27-0.29 to 0.16-0.17 cores.
+// time instead of four cut it from 0.24-0.29 to 0.16-0.19 cores.
 func (p *Publisher) holdBehindWrites(b *batch) {
 	for b.len() < p.batchSize && p.writes.Load() > 0 {
 		if p.await(b) {
@@ -634,38 +636,25 @@ func (p *Publisher) holdBehindWrites(b *batch) {
 	}
 }
 
-// take adds one queued record to b, waiting for one until the until channel
-// fires or the publisher stops; a nil until means not waiting at all. It
-// reports whether it added one.
-func (p *Publisher) take(b *batch, until <-chan time.Time) bool {
-	var r *hit.Raw
-	var ok bool
-	if until == nil {
-		select {
-		case r, ok = <-p.queue:
-		default:
+// take adds one queued record to b without waiting, and reports whether
+// there was one.
+func (p *Publisher) take(b *batch) bool {
+	select {
+	case r, ok := <-p.queue:
+		if !ok {
 			return false
 		}
-	} else {
-		select {
-		case r, ok = <-p.queue:
-		case <-until:
-			return false
-		case <-p.stop:
-			return false
-		}
-	}
-	if !ok {
+		b.add(r)
+		p.recycle(r)
+		return true
+	default:
 		return false
 	}
-	b.add(r)
-	p.recycle(r)
-	return true
 }
 
 // fillBatch adds whatever is queued to b, up to the batch size.
 func (p *Publisher) fillBatch(b *batch) {
-	for b.len() < p.batchSize && p.take(b, nil) {
+	for b.len() < p.batchSize && p.take(b) {
 	}
 }
 
