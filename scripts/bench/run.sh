@@ -23,6 +23,9 @@
 #   BENCH_CONNS          wrk connections [64]
 #   BENCH_PREFILL        raw hits pre-filled for the enricher [1000000]
 #   BENCH_PREFILL_HEAD   raw hits of the head-only mix (every User-Agent cached) [500000]
+#   BENCH_PREFILL_COMPRESSION
+#                        codec of the pre-filled raw hits the enricher drains: what the
+#                        edges it reads from use [snappy, the edge's default]
 #   BENCH_E2E_WARM       realistic raw hits the e2e enricher drains first, to warm its
 #                        User-Agent cache as a long-running enricher's is [200000]
 #   BENCH_E2E_RATE       hits/s of the end-to-end run [5000]
@@ -64,6 +67,7 @@ rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-64}
 prefill=${BENCH_PREFILL:-1000000}
 prefill_head=${BENCH_PREFILL_HEAD:-500000}
+prefill_codec=${BENCH_PREFILL_COMPRESSION:-snappy}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 broker_warm=${BENCH_BROKER_WARM:-500000}
 edge_warm=${BENCH_EDGE_WARM:-10}
@@ -387,12 +391,12 @@ drainrun() {
 
 if ! skipped enricher; then
   log "pre-filling bench.tput.raw with $prefill raw hits of the realistic mix"
-  "$psbench" prefill -brokers "$brokers" -topic bench.tput.raw -n "$prefill" -seed 2 | record >&2
+  "$psbench" prefill -brokers "$brokers" -topic bench.tput.raw -n "$prefill" -seed 2 -compression "$prefill_codec" | record >&2
   log "enricher draining $prefill raw hits (realistic mix)"
   drainrun tput bench.tput.raw bench.tput.enriched "$prefill"
   if ((prefill_head > 0)); then
     log "enricher draining $prefill_head raw hits of the head-only mix (every User-Agent cached after its first hit)"
-    "$psbench" prefill -brokers "$brokers" -topic bench.head.raw -n "$prefill_head" -seed 5 -unique 0 -rare 0 |
+    "$psbench" prefill -brokers "$brokers" -topic bench.head.raw -n "$prefill_head" -seed 5 -unique 0 -rare 0 -compression "$prefill_codec" |
       sed 's/\([a-z_]*\)=/head_\1=/g' | record >&2
     drainrun head bench.head.raw bench.head.enriched "$prefill_head"
   fi

@@ -159,6 +159,9 @@ func decodeRecords(buf *Buffer, count int, baseOffset, baseTime, maxTime int64, 
 
 // decompress inflates a batch body, appending to out.
 func decompress(codec compress.Compression, body, out []byte) ([]byte, error) {
+	if codec == compress.Snappy {
+		return decodeSnappy(body, out)
+	}
 	c := codec.Codec()
 	if c == nil {
 		return nil, fmt.Errorf("unknown compression codec %d", codec)
