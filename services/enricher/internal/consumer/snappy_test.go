@@ -125,3 +125,22 @@ func BenchmarkDecodeSnappy(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecodeSnappy: any body decodes or fails without panicking, and what
+// decodes matches kafka-go's reader.
+func FuzzDecodeSnappy(f *testing.F) {
+	t := &testing.T{}
+	f.Add(snappyBody(t, []byte(`{"n":1,"ua":"Mozilla/5.0"}`), true))
+	f.Add(snappyBody(t, bytes.Repeat([]byte("pixelstream "), 5000), true))
+	f.Add(snappyBody(t, []byte("bare block"), false))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeSnappy(body, nil)
+		if err != nil {
+			return
+		}
+		ref, refErr := io.ReadAll(compress.Snappy.Codec().NewReader(bytes.NewReader(body)))
+		if refErr == nil && !bytes.Equal(got, ref) {
+			t.Fatalf("decoded %d bytes, kafka-go's reader %d", len(got), len(ref))
+		}
+	})
+}
