@@ -13,7 +13,7 @@ import (
 
 // snappyBody compresses data as a producer's batch body: xerial-framed by
 // kafka-go's codec (pkg/kafkawriter's fast encoder) or one bare block.
-func snappyBody(t *testing.T, data []byte, framed bool) []byte {
+func snappyBody(t testing.TB, data []byte, framed bool) []byte {
 	t.Helper()
 	if !framed {
 		return snappy.Encode(nil, data)
@@ -88,8 +88,7 @@ func BenchmarkDecodeSnappy(b *testing.B) {
 	for i := range 1500 {
 		data = fmt.Appendf(data, `{"n":%d,"ua":"Mozilla/5.0 (iPhone; CPU iPhone OS 18_%d like Mac OS X)","url":"https://shop.example/p/%d"}`, i, i%7, i*31)
 	}
-	t := &testing.T{}
-	body := snappyBody(t, data, true)
+	body := snappyBody(b, data, true)
 	out := make([]byte, 0, 4*len(body))
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()
@@ -129,10 +128,9 @@ func BenchmarkDecodeSnappy(b *testing.B) {
 // FuzzDecodeSnappy: any body decodes or fails without panicking, and what
 // decodes matches kafka-go's reader.
 func FuzzDecodeSnappy(f *testing.F) {
-	t := &testing.T{}
-	f.Add(snappyBody(t, []byte(`{"n":1,"ua":"Mozilla/5.0"}`), true))
-	f.Add(snappyBody(t, bytes.Repeat([]byte("pixelstream "), 5000), true))
-	f.Add(snappyBody(t, []byte("bare block"), false))
+	f.Add(snappyBody(f, []byte(`{"n":1,"ua":"Mozilla/5.0"}`), true))
+	f.Add(snappyBody(f, bytes.Repeat([]byte("pixelstream "), 5000), true))
+	f.Add(snappyBody(f, []byte("bare block"), false))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, err := decodeSnappy(body, nil)
 		if err != nil {
