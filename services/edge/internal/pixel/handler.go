@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -24,9 +25,11 @@ type Keys interface {
 }
 
 // Queue takes accepted hits off the request path. NewRecord hands out an
-// empty record to fill; Publish takes it back, with ownership, and must not
-// block: when it cannot take the record it drops (and counts) it and
-// returns false. publish.Publisher implements it.
+// empty record to fill; Publish takes it back and must not block: when it
+// cannot take the hit it drops (and counts) it and returns false. The
+// handler points the record's fields into the request's buffers, which
+// fasthttp reuses once Handle returns, so Publish must have copied or
+// encoded what it keeps before it returns. publish.Publisher implements it.
 type Queue interface {
 	NewRecord() *hit.Raw
 	Publish(r *hit.Raw) bool
@@ -208,35 +211,33 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	// Nothing from ctx may be used after Handle returns, so the record gets
-	// copies, appended into buffers recycled from earlier records.
+	// Publish encodes the record before it returns, so its fields point
+	// into the request's buffers instead of copying them (see text).
 	r := h.queue.NewRecord()
 	now := ctx.Time().UnixNano()
 	r.SchemaVersion = hit.SchemaVersion
 	r.EventID = hit.NewEventID(now)
 	r.ReceivedAtNs = now
-	r.APIKey = append(r.APIKey, key...)
-	r.ProjectID = append(r.ProjectID, project.ID...)
+	r.APIKey = key
+	r.ProjectID = readOnly(project.ID)
 	r.ClientIP = h.clientIP(ctx)
-	// Header and query bytes are copied as sent, except that bytes that are
-	// not UTF-8 become U+FFFD (see appendText).
-	r.UserAgent = appendText(r.UserAgent, req.UserAgent())
-	r.Referer = appendText(r.Referer, referer)
-	r.Host = appendText(r.Host, ctx.Host())
-	r.Query = appendText(r.Query, query)
-	r.AcceptLanguage = appendText(r.AcceptLanguage, req.PeekCanonical(hdrAcceptLanguage))
+	r.UserAgent = text(req.UserAgent())
+	r.Referer = text(referer)
+	r.Host = text(ctx.Host())
+	r.Query = text(query)
+	r.AcceptLanguage = text(req.PeekCanonical(hdrAcceptLanguage))
 	r.DNT = isOne(req.PeekCanonical(hdrDNT))
 	r.GPC = isOne(req.PeekCanonical(hdrSecGPC))
 	r.Prefetch = Speculative(req.PeekCanonical(hdrSecPurpose), req.PeekCanonical(hdrPurpose), req.PeekCanonical(hdrXMoz), req.PeekCanonical(hdrXPurpose))
-	r.Hints.UA = appendText(r.Hints.UA, req.PeekCanonical(hdrCHUA))
-	r.Hints.Mobile = appendText(r.Hints.Mobile, req.PeekCanonical(hdrCHMobile))
-	r.Hints.Platform = appendText(r.Hints.Platform, req.PeekCanonical(hdrCHPlatform))
-	r.Hints.PlatformVersion = appendText(r.Hints.PlatformVersion, req.PeekCanonical(hdrCHPlatformVer))
-	r.Hints.Model = appendText(r.Hints.Model, req.PeekCanonical(hdrCHModel))
-	r.Hints.FullVersionList = appendText(r.Hints.FullVersionList, req.PeekCanonical(hdrCHFullVersions))
-	r.EdgeInstance = append(r.EdgeInstance, h.instance...)
-	r.Method = appendText(r.Method, ctx.Method())
-	r.IPMode = append(r.IPMode, project.IPMode...)
+	r.Hints.UA = text(req.PeekCanonical(hdrCHUA))
+	r.Hints.Mobile = text(req.PeekCanonical(hdrCHMobile))
+	r.Hints.Platform = text(req.PeekCanonical(hdrCHPlatform))
+	r.Hints.PlatformVersion = text(req.PeekCanonical(hdrCHPlatformVer))
+	r.Hints.Model = text(req.PeekCanonical(hdrCHModel))
+	r.Hints.FullVersionList = text(req.PeekCanonical(hdrCHFullVersions))
+	r.EdgeInstance = h.instance
+	r.Method = text(ctx.Method())
+	r.IPMode = readOnly(project.IPMode)
 	r.HonourSignals = project.HonourSignals
 	// A full queue is counted and logged by the queue; the visitor still
 	// gets the pixel, because a pixel cannot retry anyway.
@@ -259,6 +260,11 @@ func (h *Handler) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	}
 	return h.ips.ClientIP(peer, ctx.Request.Header.PeekAll(hdrXFF))
 }
+
+// readOnly returns s's bytes without copying them, for record fields,
+// which Publish only reads (copying a string into a fresh slice would
+// allocate on every hit).
+func readOnly(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func isOne(v []byte) bool { return len(v) == 1 && v[0] == '1' }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -378,6 +379,64 @@ func TestOverTheWire(t *testing.T) {
 type discardSink struct{}
 
 func (discardSink) Write(context.Context, []kafka.Message) error { return nil }
+
+// keepSink keeps copies of the records it is given.
+type keepSink struct {
+	mu     sync.Mutex
+	values [][]byte
+}
+
+func (k *keepSink) Write(_ context.Context, msgs []kafka.Message) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, m := range msgs {
+		k.values = append(k.values, bytes.Clone(m.Value))
+	}
+	return nil
+}
+
+// The record's fields point into the request's buffers, which fasthttp
+// reuses for the connection's next request: with the real publisher,
+// still holding the first hit when the second is parsed into the same
+// buffers, each record must carry its own request's bytes.
+func TestRecordsOutliveTheRequestBuffers(t *testing.T) {
+	sink := &keepSink{}
+	pub, err := publish.New(publish.Config{Sink: sink, QueueSize: 16, Workers: 1, BatchSize: 16,
+		Linger: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := newHandler(t, pub)
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 5555}, nil)
+	uas := []string{"AAAA/1.0 (first)", "BBBB/2.0 (other)"}
+	for i, ua := range uas {
+		raw := "GET /api/v1/pixel?key=open-key&n=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: t\r\nUser-Agent: " + ua +
+			"\r\nAccept-Language: " + ua + "\r\n\r\n"
+		ctx.Request.Reset()
+		if err := ctx.Request.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+			t.Fatal(err)
+		}
+		h.Handle(ctx)
+	}
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.values) != len(uas) {
+		t.Fatalf("%d records, want %d", len(sink.values), len(uas))
+	}
+	for i, v := range sink.values {
+		var r hit.Raw
+		if err := r.Unmarshal(v); err != nil {
+			t.Fatal(err)
+		}
+		want := "n=" + strconv.Itoa(i)
+		if string(r.UserAgent) != uas[i] || string(r.AcceptLanguage) != uas[i] || !strings.HasSuffix(string(r.Query), want) {
+			t.Errorf("record %d: User-Agent %q, Accept-Language %q, query %q; want %q and a query ending %q",
+				i, r.UserAgent, r.AcceptLanguage, r.Query, uas[i], want)
+		}
+	}
+}
 
 // BenchmarkHandler measures the whole handler for a realistic accepted hit:
 // fasthttp parsing the request (as the server does before the handler),

@@ -96,6 +96,16 @@ func unhex(c byte) byte {
 	return 16
 }
 
+// text returns src if it is valid UTF-8, else a copy with every run of
+// invalid bytes replaced by U+FFFD (see appendText), which allocates: only
+// broken clients send such bytes.
+func text(src []byte) []byte {
+	if utf8.Valid(src) {
+		return src
+	}
+	return appendText(nil, src)
+}
+
 // appendText appends src to dst with every run of bytes that is not valid
 // UTF-8 replaced by U+FFFD, as strings.ToValidUTF8 does, without
 // allocating beyond dst's growth. Records carry these fields as protobuf

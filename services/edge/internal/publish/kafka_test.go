@@ -40,7 +40,7 @@ func encoded(t testing.TB, n int) []kafka.Message {
 	for i := range n {
 		r := new(hit.Raw)
 		fill(r, i)
-		b.add(r)
+		b.add(newEntry(r))
 	}
 	return b.messages()
 }
