@@ -166,7 +166,7 @@ func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping,
 	}
 	for _, st := range sts {
 		topic, p, _ := g.slot(st.slot)
-		st.err = fmt.Errorf("kafkawriter: no answer for %s/%d: %w", topic, p, kafka.UnknownTopicOrPartition)
+		answered := false
 		for _, rt := range resp.Topics {
 			if rt.Topic != topic {
 				continue
@@ -174,8 +174,15 @@ func (w *Writer) request(ctx context.Context, msgs []kafka.Message, g *grouping,
 			for _, rp := range rt.Partitions {
 				if int(rp.Partition) == p {
 					st.err = partitionError(rp.ErrorCode, rp.ErrorMessage)
+					answered = true
 				}
 			}
+		}
+		if !answered {
+			// Built only when needed: formatting it for every partition
+			// of every request, to be overwritten by the answer, was
+			// ~0.7 % of a saturated edge's CPU.
+			st.err = fmt.Errorf("kafkawriter: no answer for %s/%d: %w", topic, p, kafka.UnknownTopicOrPartition)
 		}
 	}
 }

@@ -141,6 +141,66 @@ func answer(req kmsg.Request, code func(partition int32) int16) kmsg.Response {
 	return resp
 }
 
+// TestUnansweredPartitionIsRetried: a produce response that leaves out a
+// partition of the request settles nothing for it. Its records go out again
+// in a request of their own, and the other partitions' are not resent.
+func TestUnansweredPartitionIsRetried(t *testing.T) {
+	const topic = "unanswered"
+	c, brokers := cluster(t, topic)
+	var requests atomic.Int32
+	var second []int32
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if requests.Add(1) > 1 {
+			for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+				for _, pp := range tp.Partitions {
+					second = append(second, pp.Partition)
+				}
+			}
+			return nil, nil, false
+		}
+		// The first request is answered, as if written, for every
+		// partition but 2, and not written.
+		resp := answer(req, func(int32) int16 { return 0 }).(*kmsg.ProduceResponse)
+		for i := range resp.Topics {
+			parts := resp.Topics[i].Partitions[:0]
+			for _, rp := range resp.Topics[i].Partitions {
+				if rp.Partition != 2 {
+					parts = append(parts, rp)
+				}
+			}
+			resp.Topics[i].Partitions = parts
+		}
+		return resp, nil, true
+	})
+	w := newWriter(t, Config{Brokers: brokers, Topic: topic, BackoffMin: time.Millisecond})
+	msgs := messages(200)
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if n := requests.Load(); n != 2 || len(second) != 1 || second[0] != 2 {
+		t.Fatalf("%d produce requests, the second for partitions %v; want 2, the second for partition 2 alone", n, second)
+	}
+	want := 0
+	for i := range msgs {
+		if (&kafka.Murmur2Balancer{}).Balance(msgs[i], 0, 1, 2, 3) == 2 {
+			want++
+		}
+	}
+	if want == 0 {
+		t.Fatal("no record hashed to partition 2: the test tested nothing")
+	}
+	got := kafkatest.ReadAll(t, brokers, topic, want, 10*time.Second)
+	for _, m := range got {
+		if m.Partition != 2 {
+			t.Fatalf("a record landed in partition %d, which only the first (unwritten) request carried", m.Partition)
+		}
+	}
+	if len(got) != want {
+		t.Fatalf("%d records landed in partition 2, want %d", len(got), want)
+	}
+}
+
 // TestPartialFailure makes the broker refuse one partition of a request for
 // good: exactly that partition's records are reported, the others are
 // acknowledged.

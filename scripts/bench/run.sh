@@ -41,7 +41,8 @@
 #                        to the edge before its first round, for the same reason [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
-#                        and the enricher (pprof) into BENCH_OUT
+#                        and the enricher, and CPU profiles of the bare
+#                        server (pprof) into BENCH_OUT
 #   BENCH_PIN=0          do not pin with taskset
 #   BENCH_BROKER_CPU     CPU list the broker is pinned to during the edge and bare
 #                        runs [0, the load generator's CPU]; "any" leaves it unpinned
@@ -85,6 +86,7 @@ results=$out/results.txt
 edge_addr=127.0.0.1:18080
 edge_admin=127.0.0.1:18100
 bare_addr=127.0.0.1:18480
+bare_admin=127.0.0.1:18481
 enr_admin=127.0.0.1:18101
 t_start=$SECONDS
 
@@ -245,7 +247,9 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (
 
 if ! skipped edge; then
   log "bare fasthttp GIF server vs edge publishing to Kafka: $rounds rounds × (keep-alive, Connection: close) × ${dur}s"
-  start bare "$srv_cpu" "$psbench" bare -addr "$bare_addr"
+  bare_pprof=()
+  [[ $profile == 1 ]] && bare_pprof=(-pprof "$bare_admin")
+  start bare "$srv_cpu" "$psbench" bare -addr "$bare_addr" "${bare_pprof[@]}"
   bare=$last_pid
   start edge "$srv_cpu" env "${edge_env[@]}" RAW_TOPIC=bench.load.raw "$edge_bin"
   edge=$last_pid
@@ -268,8 +272,15 @@ if ! skipped edge; then
     for mode in ka close; do
       args=()
       [[ $mode == close ]] && args=(-H "Connection: close")
+      if [[ $profile == 1 && $r == 1 ]]; then
+        # The bare server's profile of the same mode, to set the edge's
+        # against: what the edge spends beyond it is the edge's own.
+        curl -fsS -o "$out/bare-$mode-cpu.pprof" "http://$bare_admin/debug/pprof/profile?seconds=$((dur - 2))" &
+        prof_pid=$!
+      fi
       measured "bare_${mode}_r$r" "$bare" "http://$bare_addr" "${args[@]}"
       if [[ $profile == 1 && $r == 1 ]]; then
+        wait "$prof_pid" || true
         curl -fsS -o "$out/edge-$mode-cpu.pprof" "http://$edge_admin/debug/pprof/profile?seconds=$((dur - 2))" &
         prof_pid=$!
       fi
@@ -313,6 +324,9 @@ if ! skipped edge; then
   dropped=$(metric "$edge_admin" pixelstream_edge_dropped_total)
   spooled=$(metric "$edge_admin" pixelstream_edge_spooled_total)
   echo "edge_hits_total=$accepted edge_published_total=$published edge_dropped_total=$dropped edge_spooled_total=$spooled" | record >&2
+  # The publisher's batch histograms (write time, hits per write) and the
+  # overflow counter: why hits went through the spool, if any did.
+  curl -fsS "http://$edge_admin/metrics" >"$out/edge-load-metrics.txt" || true
   "$psbench" proc -pid "$edge" -prefix edge_ | record >&2
   "$psbench" proc -pid "$bare" -prefix bare_ | record >&2
   stop "$edge"
