@@ -38,9 +38,17 @@ lint:
 fmt:
 	gofmt -w $(MODULES)
 
-## bench: every Go benchmark with -benchmem (hot paths of edge and enricher)
+## bench: every Go benchmark with -benchmem (hot paths of edge and enricher);
+## the realistic ones read the load harness's traffic, generated here into
+## bin/bench-data (psbench gen and dumpmix; docs/performance.md)
+BENCH_DATA := $(CURDIR)/$(BIN)/bench-data
 bench:
-	@for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+	@mkdir -p $(BENCH_DATA)
+	cd test && $(GO) build -o ../$(BIN)/psbench ./bench
+	$(BIN)/psbench gen -n 20000 -o $(BENCH_DATA)/requests.tsv -seed 1 >/dev/null
+	$(BIN)/psbench dumpmix -n 20000 -out $(BENCH_DATA)/mix.bin >/dev/null
+	@for m in $(MODULES); do (cd $$m && PIXELSTREAM_REQUESTS_FILE=$(BENCH_DATA)/requests.tsv \
+		PIXELSTREAM_MIX_FILE=$(BENCH_DATA)/mix.bin $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
 
 ## fuzz: every fuzz target for FUZZTIME (default 30s) each
 fuzz:
