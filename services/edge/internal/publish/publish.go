@@ -8,13 +8,14 @@
 // record alias them instead of copying them: a worker encoding records a
 // linger later read them from cold memory (~0.7 us per hit in a profile
 // under load, against BenchmarkEncode's 0.24), and BenchmarkHandlerMix
-// spends ~8 % less per hit this way. A
-// few workers take turns taking entries off the queue in batches (one
+// spends ~8 % less per hit this way.
+//
+// A few workers take turns taking entries off the queue in batches (one
 // fills a batch while the others write theirs; a part batch waits for the
 // write in flight, so the broker gets few, large produce requests), and
-// either write the batch to the Sink
-// (which blocks until every record is acknowledged or has failed) or,
-// while the publisher is spooling, append it to the disk spool.
+// either write the batch to the Sink (which blocks until every record is
+// acknowledged or has failed) or, while the publisher is spooling, append
+// it to the disk spool.
 //
 // Spooling (with a Spool configured) starts when Kafka refuses records (the
 // refused batch becomes a front batch of the spool: it is older than
