@@ -407,17 +407,12 @@ func TestRecordsOutliveTheRequestBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := newHandler(t, pub)
-	ctx := new(fasthttp.RequestCtx)
-	ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 5555}, nil)
+	conn := newConn(net.IPv4(203, 0, 113, 7))
 	uas := []string{"AAAA/1.0 (first)", "BBBB/2.0 (other)"}
 	for i, ua := range uas {
 		raw := "GET /api/v1/pixel?key=open-key&n=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: t\r\nUser-Agent: " + ua +
 			"\r\nAccept-Language: " + ua + "\r\n\r\n"
-		ctx.Request.Reset()
-		if err := ctx.Request.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
-			t.Fatal(err)
-		}
-		h.Handle(ctx)
+		conn.serve(t, h, []byte(raw))
 	}
 	if err := pub.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -462,24 +457,41 @@ func benchmarkHandler(b *testing.B, rate float64) {
 		b.Fatal(err)
 	}
 	raw := []byte(strings.Replace(fullRequest, "X-Forwarded-For: 198.51.100.66", "X-Forwarded-For: 198.51.100.66, 10.1.1.1", 1))
-	ctx := new(fasthttp.RequestCtx)
-	ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4242}, nil)
-	rd := bytes.NewReader(raw)
-	br := bufio.NewReader(rd)
+	conn := newConn(net.IPv4(10, 0, 0, 1))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		rd.Reset(raw)
-		br.Reset(rd)
-		ctx.Request.Reset()
-		ctx.Response.Reset()
-		if err := ctx.Request.Read(br); err != nil {
-			b.Fatal(err)
-		}
-		h.Handle(ctx)
+		conn.serve(b, h, raw)
 	}
 	b.StopTimer()
-	if ctx.Response.StatusCode() != 200 {
-		b.Fatalf("status %d", ctx.Response.StatusCode())
+	if conn.ctx.Response.StatusCode() != 200 {
+		b.Fatalf("status %d", conn.ctx.Response.StatusCode())
 	}
+}
+
+// conn parses requests into one RequestCtx, reusing its buffers as fasthttp
+// does on a keep-alive connection, and hands them to a Handler.
+type conn struct {
+	ctx *fasthttp.RequestCtx
+	rd  *bytes.Reader
+	br  *bufio.Reader
+}
+
+func newConn(peer net.IP) *conn {
+	c := &conn{ctx: new(fasthttp.RequestCtx), rd: bytes.NewReader(nil)}
+	c.ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: peer, Port: 4242}, nil)
+	c.br = bufio.NewReader(c.rd)
+	return c
+}
+
+// serve parses raw into the connection's RequestCtx and handles it.
+func (c *conn) serve(tb testing.TB, h *Handler, raw []byte) {
+	c.rd.Reset(raw)
+	c.br.Reset(c.rd)
+	c.ctx.Request.Reset()
+	c.ctx.Response.Reset()
+	if err := c.ctx.Request.Read(c.br); err != nil {
+		tb.Fatal(err)
+	}
+	h.Handle(c.ctx)
 }

@@ -1,8 +1,6 @@
 package pixel
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -86,26 +84,16 @@ func BenchmarkHandlerMix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := new(fasthttp.RequestCtx)
-	ctx.Init(new(fasthttp.Request), &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}, nil)
-	rd := bytes.NewReader(nil)
-	br := bufio.NewReader(rd)
+	conn := newConn(net.IPv4(127, 0, 0, 1))
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		rd.Reset(reqs[i])
+		conn.serve(b, h, reqs[i])
 		if i++; i == len(reqs) {
 			i = 0
 		}
-		br.Reset(rd)
-		ctx.Request.Reset()
-		ctx.Response.Reset()
-		if err := ctx.Request.Read(br); err != nil {
-			b.Fatal(err)
-		}
-		h.Handle(ctx)
-		if ctx.Response.StatusCode() != fasthttp.StatusOK {
-			b.Fatalf("status %d", ctx.Response.StatusCode())
+		if conn.ctx.Response.StatusCode() != fasthttp.StatusOK {
+			b.Fatalf("status %d", conn.ctx.Response.StatusCode())
 		}
 	}
 }
