@@ -57,8 +57,9 @@ func mixRequests(b *testing.B, path string) [][]byte {
 // and published with the edge's default publisher settings to a sink that
 // acknowledges at once. It runs on one processor (GOMAXPROCS 1, whatever
 // -cpu says), as the harness pins the edge to one CPU: the workers then
-// share it with the handler, as they do there. Cycling through 20,000 distinct requests (~14 MB) makes the caches
-// as cold as under load, which BenchmarkHandler's one request does not.
+// share it with the handler, as they do there. Cycling through 20,000
+// distinct requests (~14 MB) makes the caches as cold as under load, which
+// BenchmarkHandler's one request does not.
 func BenchmarkHandlerMix(b *testing.B) {
 	path := os.Getenv("PIXELSTREAM_REQUESTS_FILE")
 	if path == "" {
