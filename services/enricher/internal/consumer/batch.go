@@ -36,6 +36,10 @@ const batchHeaderLen = 61
 // stops a corrupt or hostile frame from inflating without end.
 const maxBatchBytes = 256 << 20
 
+// errBatchTooLarge refuses a batch body that would decompress past
+// maxBatchBytes, whichever codec compressed it.
+var errBatchTooLarge = fmt.Errorf("decompresses to more than %d bytes", maxBatchBytes)
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errBatch reports a malformed record batch.
@@ -173,7 +177,7 @@ func decompress(codec compress.Compression, body, out []byte) ([]byte, error) {
 	for {
 		if len(out) == cap(out) {
 			if len(out) >= maxBatchBytes {
-				return nil, fmt.Errorf("decompresses to more than %d bytes", maxBatchBytes)
+				return nil, errBatchTooLarge
 			}
 			out = append(out, 0)[:len(out)]
 		}

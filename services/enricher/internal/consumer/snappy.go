@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/klauspost/compress/snappy"
@@ -43,7 +42,7 @@ func decodeSnappy(body, out []byte) ([]byte, error) {
 			return nil, err
 		}
 		if total += n; total > maxBatchBytes {
-			return nil, fmt.Errorf("decompresses to more than %d bytes", maxBatchBytes)
+			return nil, errBatchTooLarge
 		}
 		rest = next
 	}
@@ -80,7 +79,7 @@ func decodeSnappyBlock(block, out []byte, limit int) ([]byte, error) {
 		return nil, err
 	}
 	if n > limit-len(out) {
-		return nil, fmt.Errorf("decompresses to more than %d bytes", maxBatchBytes)
+		return nil, errBatchTooLarge
 	}
 	out = slices.Grow(out, n)
 	if _, err := snappy.Decode(out[len(out):len(out)+n], block); err != nil {
