@@ -10,7 +10,8 @@
 #   3. end-to-end latency at a fixed rate (edge → Kafka → enricher → Kafka →
 #      consumer);
 #   4. enricher throughput draining a pre-filled raw topic;
-# records peak RSS (VmHWM) and CPU time from /proc, stops everything it
+# records peak RSS (VmHWM) and CPU time from /proc (and, per wrk round, the
+# idle time of the load generator's and the server's CPU), stops everything it
 # started (by pid) and prints a summary table. Every figure is a ratio or is
 # read next to the baseline of the same run: the machine is shared.
 #
@@ -229,18 +230,29 @@ edge_env=(
 # server process) are the second, placement-independent comparison.
 cpu_of() { "$psbench" proc -pid "$1" | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p'; }
 
-# measured LABEL PID URL [wrk args]: wrkrun plus the server's and the broker's CPU time.
+# cpu_idle: idle (with iowait) and steal ticks of CPU 0 and CPU 1, from /proc/stat.
+cpu_idle() { awk '$1 == "cpu0" || $1 == "cpu1" { printf "%d %d ", $5 + $6, $9 }' /proc/stat; }
+
+# measured LABEL PID URL [wrk args]: wrkrun plus the server's and the broker's
+# CPU time, and how much of each CPU stayed idle or was stolen: an idle load
+# generator CPU means the server bounded the round, a busy one the load
+# generator (with the broker beside it).
 measured() {
   local label=$1 pid=$2 url=$3
   shift 3
-  local c0 k0 c1 k1
+  local c0 k0 c1 k1 i0 i1
   c0=$(cpu_of "$pid")
   k0=$(cpu_of "$kafka_pid")
+  i0=$(cpu_idle)
   wrkrun "$label" "$url" "$@"
+  i1=$(cpu_idle)
   c1=$(cpu_of "$pid")
   k1=$(cpu_of "$kafka_pid")
   awk -v l="$label" -v a="$c0" -v b="$c1" -v ka="$k0" -v kb="$k1" -v r="$(kv "${label}_requests")" -v d="$dur" \
-    'BEGIN { printf "%s_cpu_us_per_req=%.2f %s_server_cores=%.2f %s_broker_cores=%.2f\n", l, (b-a)*1e6/r, l, (b-a)/d, l, (kb-ka)/d }' | record >&2
+    -v i0="$i0" -v i1="$i1" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { split(i0, x); split(i1, y)
+      printf "%s_cpu_us_per_req=%.2f %s_server_cores=%.2f %s_broker_cores=%.2f", l, (b-a)*1e6/r, l, (b-a)/d, l, (kb-ka)/d
+      printf " %s_cpu0_idle=%.2f %s_cpu0_steal=%.2f %s_cpu1_idle=%.2f %s_cpu1_steal=%.2f\n", l, (y[1]-x[1])/hz/d, l, (y[2]-x[2])/hz/d, l, (y[3]-x[3])/hz/d, l, (y[4]-x[4])/hz/d }' | record >&2
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2] + v[NR/2+1]) / 2 }'; }
@@ -305,6 +317,15 @@ if ! skipped edge; then
       echo "${srv}_${mode}_rps=$m_rps ${srv}_${mode}_p50_us=$m_p50 ${srv}_${mode}_p99_us=$m_p99 ${srv}_${mode}_cpu_us_per_req=$m_cpu" | record >&2
     done
     echo "ratio_${mode}_rounds=$(echo $rs | tr ' ' ',') ratio_${mode}=$(echo "$rs" | median) cpu_ratio_${mode}_rounds=$(echo $cs | tr ' ' ',') cpu_ratio_${mode}=$(echo "$cs" | median)" | record >&2
+    for srv in bare edge; do
+      bc="" li="" si=""
+      for r in $(seq "$rounds"); do
+        bc+=",$(kv "${srv}_${mode}_r${r}_broker_cores")"
+        li+=",$(kv "${srv}_${mode}_r${r}_cpu0_idle")"
+        si+=",$(kv "${srv}_${mode}_r${r}_cpu1_idle")"
+      done
+      echo "${srv}_${mode}_broker_cores_rounds=${bc#,} ${srv}_${mode}_cpu0_idle_rounds=${li#,} ${srv}_${mode}_cpu1_idle_rounds=${si#,}" | record >&2
+    done
   done
 
   half=$(( $(printf '%.0f' "$(kv edge_ka_rps)") / 2 ))
@@ -441,6 +462,8 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
   echo "          cores while sending: broker $(kv e2e_broker_cores), edge $(kv e2e_edge_cores), enricher $(kv e2e_enricher_cores), machine idle $(kv e2e_idle_cores); edge produce requests $(kv e2e_edge_batches) of $(kv e2e_edge_batch_records) records, $(kv e2e_edge_batch_ms) ms each on average (warm-up included)"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
+  echo "          per round, bare | edge: broker cores keep-alive $(kv bare_ka_broker_cores_rounds) | $(kv edge_ka_broker_cores_rounds), close $(kv bare_close_broker_cores_rounds) | $(kv edge_close_broker_cores_rounds)"
+  echo "          idle cores of CPU 0 (load generator, broker) keep-alive $(kv bare_ka_cpu0_idle_rounds) | $(kv edge_ka_cpu0_idle_rounds), close $(kv bare_close_cpu0_idle_rounds) | $(kv edge_close_cpu0_idle_rounds); of CPU 1 (server) keep-alive $(kv bare_ka_cpu1_idle_rounds) | $(kv edge_ka_cpu1_idle_rounds), close $(kv bare_close_cpu1_idle_rounds) | $(kv edge_close_cpu1_idle_rounds)"
   echo "enricher, realistic mix: $(kv tput_events_per_s) events/s over $(kv tput_window_s) s, $(kv tput_cores_used) cores, $(kv tput_events_per_cpu_s) events per CPU-second; second half $(kv tput_second_half_events_per_s)/s; UA cache hit rate $(kv tput_ua_cache_hit_rate) ($(kv tput_ua_cache_misses) misses)"
   echo "          stage seconds: enrich $(kv tput_stage_enrich_s), produce $(kv tput_stage_produce_s), commit $(kv tput_stage_commit_s); broker $(kv tput_broker_cores) cores, machine idle $(kv tput_idle_cores), steal $(kv tput_steal_cores) cores"
   echo "          broker threads (cores): $(kv tput_broker_threads)"
