@@ -97,7 +97,7 @@ func (c *Config) Bind(set *pkgconfig.Set) {
 	set.Int(&c.QueueSize, "queue-size", "EDGE_QUEUE_SIZE", 8192, "hits waiting for Kafka; when full, hits are dropped and counted, never waited for")
 	set.Int(&c.PublishWorkers, "publish-workers", "EDGE_PUBLISH_WORKERS", 4, "most concurrent batch writes to Kafka: one is in flight while the broker keeps up, more only for full batches")
 	set.Int(&c.PublishBatchSize, "publish-batch-size", "EDGE_PUBLISH_BATCH_SIZE", 1024, "most hits per batch write (larger batches amortise the per-request cost, at the client and at the brokers)")
-	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 2*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests for a little latency; a part batch also waits for the write in flight; 0 writes what is queued at once when no write is in flight")
+	set.Duration(&c.PublishLinger, "publish-linger", "EDGE_PUBLISH_LINGER", 10*time.Millisecond, "how long a publish worker holding a part batch waits for more hits before writing (Kafka's linger.ms): fewer, larger produce requests, which the brokers pay for per request, for a few ms of latency; a part batch also waits for the write in flight; 0 writes what is queued at once when no write is in flight")
 	// snappy (s2's fast encoder, pkg/kafkawriter) is the default: on
 	// partition batches of the load harness's realistic hits
 	// (BenchmarkCompression with PIXELSTREAM_MIX_FILE) it compresses to the

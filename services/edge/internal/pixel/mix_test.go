@@ -68,7 +68,7 @@ func BenchmarkHandlerMix(b *testing.B) {
 	reqs := mixRequests(b, path)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	pub, err := publish.New(publish.Config{Sink: discardSink{}, QueueSize: 8192, Workers: 4, BatchSize: 1024,
-		Linger: 2 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+		Linger: 10 * time.Millisecond, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
