@@ -35,9 +35,13 @@
 #                        measured run, so the broker's JIT has compiled the paths that
 #                        rate takes, as a long-running broker's has [10]
 #   BENCH_BROKER_WARM    raw hits written to a topic of their own right after the
-#                        broker starts, before anything is measured, so the first
-#                        edge round does not pay the JVM's JIT compilation of the
+#                        broker starts, before anything is measured, so the
+#                        edge rounds do not pay the JVM's JIT compilation of the
 #                        produce path (a long-running broker has done it) [500000]
+#   BENCH_BROKER_WARM_CHUNK
+#                        hits per write of that warm-up [20: 25,000 produce requests;
+#                        the JIT compiles per-request code only after thousands of
+#                        requests, and the edge's 10 ms linger sends ~100 a second]
 #   BENCH_EDGE_WARM      seconds of keep-alive and then of Connection: close traffic
 #                        to the edge before its first round, for the same reason [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
@@ -72,6 +76,7 @@ prefill_head=${BENCH_PREFILL_HEAD:-500000}
 prefill_codec=${BENCH_PREFILL_COMPRESSION:-snappy}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 broker_warm=${BENCH_BROKER_WARM:-500000}
+broker_warm_chunk=${BENCH_BROKER_WARM_CHUNK:-20}
 edge_warm=${BENCH_EDGE_WARM:-10}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
@@ -210,8 +215,8 @@ kafka_pid=$(cat "${PIXELSTREAM_CACHE:-$HOME/.cache/pixelstream}/kafka/run/$kport
   bench.load.raw bench.e2e.raw bench.e2e.enriched bench.tput.raw bench.tput.enriched \
   bench.head.raw bench.head.enriched bench.deadletter bench.warm.raw >&2
 if ((broker_warm > 0)); then
-  log "warming the broker: $broker_warm raw hits to bench.warm.raw"
-  "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n "$broker_warm" -seed 9 | sed 's/\([a-z_]*\)=/broker_warm_\1=/g' | record >&2
+  log "warming the broker: $broker_warm raw hits to bench.warm.raw, $broker_warm_chunk per produce request"
+  "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n "$broker_warm" -chunk "$broker_warm_chunk" -seed 9 | sed 's/\([a-z_]*\)=/broker_warm_\1=/g' | record >&2
 fi
 "$psbench" gen -n 20000 -o "$out/requests.tsv" -seed 1 | record >&2
 "$psbench" mixstats -n "$prefill" -seed 2 | record >&2

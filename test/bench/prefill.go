@@ -50,7 +50,11 @@ func cmdPrefill(args []string) error {
 	unique := fs.Float64("unique", -1, "override the mix's UniqueFrac")
 	rare := fs.Float64("rare", -1, "override the mix's RareFrac")
 	codec := fs.String("compression", "snappy", "record batch compression, as the edge's -kafka-compression: "+kafkawriter.CompressionNames)
+	chunk := fs.Int("chunk", 4000, "hits per write: small chunks make many produce requests, which is what warms a broker's JIT for the edge's requests")
 	_ = fs.Parse(args)
+	if *chunk < 1 {
+		return fmt.Errorf("prefill: -chunk %d: want 1 or more", *chunk)
+	}
 	comp, ok := kafkawriter.ParseCompression(*codec)
 	if !ok {
 		return fmt.Errorf("prefill: -compression %q: want %s", *codec, kafkawriter.CompressionNames)
@@ -65,7 +69,6 @@ func cmdPrefill(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	const chunk = 4000
 	// The edge's writer and codec, so the enricher reads frames like the
 	// edge's.
 	w, err := kafkawriter.New(kafkawriter.Config{
@@ -103,7 +106,7 @@ func cmdPrefill(args []string) error {
 	base := start.Add(-*span).UnixNano()
 	step := span.Nanoseconds() / int64(*n)
 	bytes, unique1 := 0, 0
-	msgs := make([]kafka.Message, 0, chunk)
+	msgs := make([]kafka.Message, 0, *chunk)
 	for i := range *n {
 		m.Next(&h)
 		if h.UniqueUA {
@@ -114,14 +117,14 @@ func cmdPrefill(args []string) error {
 		bytes += len(val)
 		key := hit.AppendVisitorKey(nil, r.ProjectID, r.ClientIP, r.UserAgent)
 		msgs = append(msgs, kafka.Message{Key: key, Value: val})
-		if len(msgs) == chunk || i == *n-1 {
+		if len(msgs) == *chunk || i == *n-1 {
 			select {
 			case chunks <- msgs:
 			case <-ctx.Done():
 				close(chunks)
 				return ctx.Err()
 			}
-			msgs = make([]kafka.Message, 0, chunk)
+			msgs = make([]kafka.Message, 0, *chunk)
 		}
 	}
 	close(chunks)
@@ -131,6 +134,6 @@ func cmdPrefill(args []string) error {
 		}
 	}
 	el := time.Since(start)
-	fmt.Printf("prefilled=%d topic=%s seconds=%.1f rate=%.0f avg_record_bytes=%d\n", *n, *topic, el.Seconds(), float64(*n)/el.Seconds(), bytes / *n)
+	fmt.Printf("prefilled=%d topic=%s writes=%d seconds=%.1f rate=%.0f avg_record_bytes=%d\n", *n, *topic, (*n+*chunk-1) / *chunk, el.Seconds(), float64(*n)/el.Seconds(), bytes / *n)
 	return nil
 }
