@@ -43,9 +43,7 @@
 #                        the JIT compiles per-request code only after thousands of
 #                        requests, and the edge's 10 ms linger sends ~100 a second]
 #   BENCH_EDGE_WARM      seconds of keep-alive and then of Connection: close traffic
-#                        to the edge before its first round, for the same reason; long
-#                        enough for the broker's own compilations ~100 s after it
-#                        starts to end before the rounds [60]
+#                        to the edge before its first round, for the same reason [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
 #                        and the enricher, and CPU profiles of the bare
@@ -79,7 +77,7 @@ prefill_codec=${BENCH_PREFILL_COMPRESSION:-snappy}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 broker_warm=${BENCH_BROKER_WARM:-500000}
 broker_warm_chunk=${BENCH_BROKER_WARM_CHUNK:-20}
-edge_warm=${BENCH_EDGE_WARM:-60}
+edge_warm=${BENCH_EDGE_WARM:-10}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
 e2e_warmup=${BENCH_E2E_WARMUP:-10}
@@ -284,9 +282,7 @@ if ! skipped edge; then
   # The edge's traffic in both modes until the broker has compiled what
   # it takes: produce requests of the sizes each mode makes. Without this
   # the first round of each mode found the broker's JIT compilers at
-  # 0.1-0.25 cores of the load generator's CPU. 60 s of each, because the
-  # broker also compiles code of its own ~100 s after it starts (C2 at 3 %
-  # of CPU 0 in the second new-connection round with 10 s of each).
+  # 0.1-0.25 cores of the load generator's CPU.
   warmup "http://$edge_addr" "$edge_warm"
   warmup "http://$edge_addr" "$edge_warm" -H "Connection: close"
   for r in $(seq "$rounds"); do
