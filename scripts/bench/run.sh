@@ -335,12 +335,18 @@ if ! skipped edge; then
 
   half=$(( $(printf '%.0f' "$(kv edge_ka_rps)") / 2 ))
   log "constant rate at half the edge's keep-alive maximum: $half requests/s for ${dur}s, edge then bare"
-  # shellcheck disable=SC2086
-  $load_cpu "$psbench" rate -url "http://$edge_addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label edge_half -timeline 1s >"$out/rate-edge.txt"
-  grep -v '^timeline' "$out/rate-edge.txt" | record >&2
-  # shellcheck disable=SC2086
-  $load_cpu "$psbench" rate -url "http://$bare_addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label bare_half -timeline 1s >"$out/rate-bare.txt"
-  grep -v '^timeline' "$out/rate-bare.txt" | record >&2
+  # Each server's cores at that rate: half the requests is not half the CPU
+  # (fewer requests per wake-up), and a server near its CPU's limit queues.
+  for srv in edge bare; do
+    pid=$edge addr=$edge_addr
+    [[ $srv == bare ]] && pid=$bare addr=$bare_addr
+    c0=$(cpu_of "$pid")
+    # shellcheck disable=SC2086
+    $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s >"$out/rate-$srv.txt"
+    c1=$(cpu_of "$pid")
+    grep -v '^timeline' "$out/rate-$srv.txt" | record >&2
+    awk -v l="${srv}_half" -v a="$c0" -v b="$c1" -v d="$dur" 'BEGIN { printf "%s_server_cores=%.2f\n", l, (b-a)/d }' | record >&2
+  done
   if [[ -n $broker_cpu ]]; then
     taskset -a -p -c "0-$(($(nproc) - 1))" "$kafka_pid" >/dev/null
   fi
@@ -466,6 +472,7 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
   echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
   echo "          cores while sending: broker $(kv e2e_broker_cores), edge $(kv e2e_edge_cores), enricher $(kv e2e_enricher_cores), machine idle $(kv e2e_idle_cores); edge produce requests $(kv e2e_edge_batches) of $(kv e2e_edge_batch_records) records, $(kv e2e_edge_batch_ms) ms each on average (warm-up included)"
+  echo "constant rate at half the edge's maximum: server cores edge $(kv edge_half_server_cores), bare $(kv bare_half_server_cores)"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "          per round, bare | edge: broker cores keep-alive $(kv bare_ka_broker_cores_rounds) | $(kv edge_ka_broker_cores_rounds), close $(kv bare_close_broker_cores_rounds) | $(kv edge_close_broker_cores_rounds)"
   echo "          idle cores of CPU 0 (load generator, broker) keep-alive $(kv bare_ka_cpu0_idle_rounds) | $(kv edge_ka_cpu0_idle_rounds), close $(kv bare_close_cpu0_idle_rounds) | $(kv edge_close_cpu0_idle_rounds); of CPU 1 (server) keep-alive $(kv bare_ka_cpu1_idle_rounds) | $(kv edge_ka_cpu1_idle_rounds), close $(kv bare_close_cpu1_idle_rounds) | $(kv edge_close_cpu1_idle_rounds)"
