@@ -42,6 +42,11 @@
 #                        hits per write of that warm-up [20: 25,000 produce requests;
 #                        the JIT compiles per-request code only after thousands of
 #                        requests, and the edge's 10 ms linger sends ~100 a second]
+#   BENCH_BROKER_SETTLE  seconds the broker has been up before the first round; until
+#                        then the harness goes on writing small warm-up batches [150: a
+#                        fresh broker still JIT-compiles its own periodic paths (KRaft's
+#                        metadata log, log reads) for about two minutes, and that landed
+#                        in the second new-connection round, on the load generator's CPU]
 #   BENCH_EDGE_WARM      seconds of keep-alive and then of Connection: close traffic
 #                        to the edge before its first round, for the same reason [10]
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
@@ -77,6 +82,7 @@ prefill_codec=${BENCH_PREFILL_COMPRESSION:-snappy}
 e2e_warm=${BENCH_E2E_WARM:-200000}
 broker_warm=${BENCH_BROKER_WARM:-500000}
 broker_warm_chunk=${BENCH_BROKER_WARM_CHUNK:-20}
+broker_settle=${BENCH_BROKER_SETTLE:-150}
 edge_warm=${BENCH_EDGE_WARM:-10}
 e2e_rate=${BENCH_E2E_RATE:-5000}
 e2e_dur=${BENCH_E2E_DURATION:-15}
@@ -208,6 +214,7 @@ fi
 # --- broker and topics -------------------------------------------------------------------
 log "starting Kafka on 127.0.0.1:$kport"
 kafka_started=1
+kafka_t0=$(date +%s)
 brokers=$(scripts/kafka/start.sh --port "$kport" 2>"$out/kafka-start.log" | sed -n 's/^KAFKA_BROKERS=//p')
 [[ -n $brokers ]] || die "the broker did not start (see $out/kafka-start.log)"
 kafka_pid=$(cat "${PIXELSTREAM_CACHE:-$HOME/.cache/pixelstream}/kafka/run/$kport/kafka.pid")
@@ -217,6 +224,18 @@ kafka_pid=$(cat "${PIXELSTREAM_CACHE:-$HOME/.cache/pixelstream}/kafka/run/$kport
 if ((broker_warm > 0)); then
   log "warming the broker: $broker_warm raw hits to bench.warm.raw, $broker_warm_chunk per produce request"
   "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n "$broker_warm" -chunk "$broker_warm_chunk" -seed 9 | sed 's/\([a-z_]*\)=/broker_warm_\1=/g' | record >&2
+fi
+if ! skipped edge && (($(date +%s) - kafka_t0 < broker_settle)); then
+  log "letting the broker settle until it has been up ${broker_settle}s, with small warm-up writes"
+  settle_writes=0
+  while (($(date +%s) - kafka_t0 < broker_settle)); do
+    # About half of one CPU: enough traffic that the produce path stays hot,
+    # little enough that the warm topic stays small (~10,000 hits/s).
+    "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n 10000 -chunk 10 -seed "$((10 + settle_writes))" >/dev/null
+    settle_writes=$((settle_writes + 1))
+    sleep 0.5
+  done
+  echo "broker_settle_s=$(($(date +%s) - kafka_t0)) broker_settle_prefills=$settle_writes" | record >&2
 fi
 "$psbench" gen -n 20000 -o "$out/requests.tsv" -seed 1 | record >&2
 "$psbench" mixstats -n "$prefill" -seed 2 | record >&2
