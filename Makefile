@@ -79,7 +79,7 @@ test-faults:
 
 ## bench-load: the load and throughput harness (wrk, a real Kafka broker, the
 ## real edge and enricher, a bare fasthttp baseline); prints a summary table in
-## ~6 minutes and leaves nothing running. See docs/performance.md.
+## ~6.5 minutes and leaves nothing running. See docs/performance.md.
 .PHONY: bench-load
 bench-load:
 	scripts/bench/run.sh
