@@ -229,8 +229,8 @@ if ! skipped edge && (($(date +%s) - kafka_t0 < broker_settle)); then
   log "letting the broker settle until it has been up ${broker_settle}s, with small warm-up writes"
   settle_writes=0
   while (($(date +%s) - kafka_t0 < broker_settle)); do
-    # About half of one CPU: enough traffic that the produce path stays hot,
-    # little enough that the warm topic stays small (~10,000 hits/s).
+    # ~0.2 s of writes, then a pause (~14,000 hits/s in all): enough that the
+    # produce path stays hot, little enough that the warm topic stays small.
     "$psbench" prefill -brokers "$brokers" -topic bench.warm.raw -n 10000 -chunk 10 -seed "$((10 + settle_writes))" >/dev/null
     settle_writes=$((settle_writes + 1))
     sleep 0.5
