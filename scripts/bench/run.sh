@@ -257,26 +257,30 @@ cpu_of() { "$psbench" proc -pid "$1" | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p'; }
 # cpu_idle: idle (with iowait) and steal ticks of CPU 0 and CPU 1, from /proc/stat.
 cpu_idle() { awk '$1 == "cpu0" || $1 == "cpu1" { printf "%d %d ", $5 + $6, $9 }' /proc/stat; }
 
-# measured LABEL PID URL [wrk args]: wrkrun plus the server's and the broker's
-# CPU time, and how much of each CPU stayed idle or was stolen: an idle load
-# generator CPU means the server bounded the round, a busy one the load
-# generator (with the broker beside it).
+# snap PID: the server's and the broker's CPU seconds, then cpu_idle; usage
+# turns two snaps around a run into cores.
+snap() { echo "$(cpu_of "$1") $(cpu_of "$kafka_pid") $(cpu_idle)"; }
+
+# usage LABEL BEFORE AFTER [REQUESTS]: the server's CPU per request (with
+# REQUESTS) and cores, the broker's cores, and how much of each CPU stayed
+# idle or was stolen over the last $dur seconds: an idle load generator CPU
+# means the server bounded the run, a busy one the load generator (with the
+# broker beside it).
+usage() {
+  awk -v l="$1" -v s0="$2" -v s1="$3" -v r="${4:-0}" -v d="$dur" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { split(s0, x); split(s1, y)
+      if (r > 0) printf "%s_cpu_us_per_req=%.2f ", l, (y[1]-x[1])*1e6/r
+      printf "%s_server_cores=%.2f %s_broker_cores=%.2f", l, (y[1]-x[1])/d, l, (y[2]-x[2])/d
+      printf " %s_cpu0_idle=%.2f %s_cpu0_steal=%.2f %s_cpu1_idle=%.2f %s_cpu1_steal=%.2f\n", l, (y[3]-x[3])/hz/d, l, (y[4]-x[4])/hz/d, l, (y[5]-x[5])/hz/d, l, (y[6]-x[6])/hz/d }' | record >&2
+}
+
+# measured LABEL PID URL [wrk args]: wrkrun plus usage.
 measured() {
-  local label=$1 pid=$2 url=$3
+  local label=$1 pid=$2 url=$3 s0
   shift 3
-  local c0 k0 c1 k1 i0 i1
-  c0=$(cpu_of "$pid")
-  k0=$(cpu_of "$kafka_pid")
-  i0=$(cpu_idle)
+  s0=$(snap "$pid")
   wrkrun "$label" "$url" "$@"
-  i1=$(cpu_idle)
-  c1=$(cpu_of "$pid")
-  k1=$(cpu_of "$kafka_pid")
-  awk -v l="$label" -v a="$c0" -v b="$c1" -v ka="$k0" -v kb="$k1" -v r="$(kv "${label}_requests")" -v d="$dur" \
-    -v i0="$i0" -v i1="$i1" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { split(i0, x); split(i1, y)
-      printf "%s_cpu_us_per_req=%.2f %s_server_cores=%.2f %s_broker_cores=%.2f", l, (b-a)*1e6/r, l, (b-a)/d, l, (kb-ka)/d
-      printf " %s_cpu0_idle=%.2f %s_cpu0_steal=%.2f %s_cpu1_idle=%.2f %s_cpu1_steal=%.2f\n", l, (y[1]-x[1])/hz/d, l, (y[2]-x[2])/hz/d, l, (y[3]-x[3])/hz/d, l, (y[4]-x[4])/hz/d }' | record >&2
+  usage "$label" "$s0" "$(snap "$pid")" "$(kv "${label}_requests")"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2] + v[NR/2+1]) / 2 }'; }
@@ -359,21 +363,15 @@ if ! skipped edge; then
   for srv in edge bare; do
     pid=$edge addr=$edge_addr
     [[ $srv == bare ]] && pid=$bare addr=$bare_addr
-    c0=$(cpu_of "$pid")
-    k0=$(cpu_of "$kafka_pid")
-    i0=$(cpu_idle)
+    s0=$(snap "$pid")
     # shellcheck disable=SC2086
     $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s >"$out/rate-$srv.txt"
-    i1=$(cpu_idle)
-    c1=$(cpu_of "$pid")
-    k1=$(cpu_of "$kafka_pid")
+    s1=$(snap "$pid")
     grep -v '^timeline' "$out/rate-$srv.txt" | record >&2
     # The client's latency includes its own waits for CPU 0, which it
     # shares with the broker: the broker's cores and CPU 0's idle time say
     # how much of a p99 the client's side may hold.
-    awk -v l="${srv}_half" -v a="$c0" -v b="$c1" -v ka="$k0" -v kb="$k1" -v d="$dur" -v i0="$i0" -v i1="$i1" -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { split(i0, x); split(i1, y)
-        printf "%s_server_cores=%.2f %s_broker_cores=%.2f %s_cpu0_idle=%.2f %s_cpu1_idle=%.2f\n", l, (b-a)/d, l, (kb-ka)/d, l, (y[1]-x[1])/hz/d, l, (y[3]-x[3])/hz/d }' | record >&2
+    usage "${srv}_half" "$s0" "$s1"
   done
   if [[ -n $broker_cpu ]]; then
     taskset -a -p -c "0-$(($(nproc) - 1))" "$kafka_pid" >/dev/null
