@@ -363,8 +363,12 @@ func TestOverTheWire(t *testing.T) {
 	// Two X-Forwarded-For headers: walked from the last one.
 	roundTrip(t, ln, "10.1.2.3:1", "GET /api/v1/pixel?key=open-key HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"+
 		"X-Forwarded-For: 203.0.113.50\r\nX-Forwarded-For: 10.7.7.7\r\n\r\n", false)
+	// Header names in lower case, as HTTP/2 front ends forward them.
+	roundTrip(t, ln, "10.1.2.3:1", "GET /api/v1/pixel?key=open-key HTTP/1.1\r\nhost: t\r\nconnection: close\r\n"+
+		"x-forwarded-for: 203.0.113.60\r\nreferer: https://shop.example/\r\naccept-language: de-CH\r\n"+
+		"sec-ch-ua-platform: \"Linux\"\r\nsec-gpc: 1\r\nsec-purpose: prefetch\r\n\r\n", false)
 	recs := q.all()[before:]
-	want := []string{"198.51.100.1", "203.0.113.9", "10.1.2.3", "203.0.113.50"}
+	want := []string{"198.51.100.1", "203.0.113.9", "10.1.2.3", "203.0.113.50", "203.0.113.60"}
 	if len(recs) != len(want) {
 		t.Fatalf("%d records, want %d", len(recs), len(want))
 	}
@@ -372,6 +376,11 @@ func TestOverTheWire(t *testing.T) {
 		if recs[i].ClientIP != netip.MustParseAddr(w) {
 			t.Errorf("request %d: client %v, want %s", i, recs[i].ClientIP, w)
 		}
+	}
+	if r := recs[len(recs)-1]; string(r.Referer) != "https://shop.example/" || string(r.AcceptLanguage) != "de-CH" ||
+		string(r.Hints.Platform) != `"Linux"` || !r.GPC || !r.Prefetch || string(r.Host) != "t" {
+		t.Errorf("lower-case header names: referer %q, accept-language %q, platform %q, gpc %v, prefetch %v, host %q",
+			r.Referer, r.AcceptLanguage, r.Hints.Platform, r.GPC, r.Prefetch, r.Host)
 	}
 }
 
