@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pixelstream/pixelstream/pkg/hit"
 	"github.com/pixelstream/pixelstream/services/edge/internal/spool"
@@ -543,7 +545,9 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	defer sp.Close()
 	// One worker writing 1 record per 5 ms: 200/s. 300 hits at once fill
 	// the queue past 32 and keep it there for over a second.
-	p, reg := newPublisher(t, withSpool(Config{QueueSize: 1024, Workers: 1, BatchSize: 1, SpillAt: 32, ReplayBatchSize: 256}, sink, sp))
+	core, logs := observer.New(zap.WarnLevel)
+	p, reg := newPublisher(t, withSpool(Config{QueueSize: 1024, Workers: 1, BatchSize: 1, SpillAt: 32, ReplayBatchSize: 256,
+		Log: zap.New(core)}, sink, sp))
 	publishSeq(t, p, 0, 300)
 	time.Sleep(200 * time.Millisecond)
 	publishSeq(t, p, 300, 301)
@@ -559,6 +563,20 @@ func TestBusyButHealthyKafkaDoesNotSpill(t *testing.T) {
 	})
 	if p.Spooling() {
 		t.Fatal("in spooling mode after an overflow with Kafka healthy")
+	}
+	// The warning says how busy the writes were, which tells a short CPU
+	// from writes slower than the queue lasts (here: 5 ms writes, one at
+	// a time).
+	warned := logs.FilterMessageSnippet("moved the oldest hits to the spool").All()
+	if len(warned) == 0 {
+		t.Fatal("no overflow warning logged")
+	}
+	fields := warned[0].ContextMap()
+	if w, ok := fields["writes_in_flight"].(int64); !ok || w > 1 {
+		t.Errorf("writes_in_flight = %v, want 0 or 1 (one worker)", fields["writes_in_flight"])
+	}
+	if d, ok := fields["oldest_write"].(time.Duration); !ok || d >= 500*time.Millisecond {
+		t.Errorf("oldest_write = %v, want a duration under SlowWrite", fields["oldest_write"])
 	}
 	over := testutil.ToFloat64(p.overflowed)
 	if spooled := testutil.ToFloat64(p.spooled); spooled != over {
