@@ -645,12 +645,8 @@ func (p *Publisher) holdBehindWrites(b *batch) {
 
 // writing reports whether a worker's Kafka write is in flight.
 func (p *Publisher) writing() bool {
-	for i := range p.inflight {
-		if p.inflight[i].Load() != 0 {
-			return true
-		}
-	}
-	return false
+	n, _ := p.writesInFlight()
+	return n > 0
 }
 
 // take adds one queued record to b without waiting, and reports whether
