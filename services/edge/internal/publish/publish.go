@@ -300,7 +300,7 @@ func New(cfg Config) (*Publisher, error) {
 	})
 	p.overflowed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_overflow_spooled_total",
-		Help: "Hits moved to the disk spool because the publish queue was nearly full while no Kafka write had been in flight for 500 ms: the edge is short of CPU, or its writes are slower than the queue lasts (part of pixelstream_edge_spooled_total).",
+		Help: "Hits moved to the disk spool because the publish queue was nearly full while no Kafka write had been in flight for " + p.slowWrite.String() + ": the edge is short of CPU, or its writes are slower than the queue lasts (part of pixelstream_edge_spooled_total).",
 	})
 	p.spooled = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pixelstream_edge_spooled_total",
