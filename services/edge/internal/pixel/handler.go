@@ -142,10 +142,14 @@ const (
 // not recorded. A POST body is ignored (amp-analytics falls back to POST;
 // the server caps the body size).
 func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) != Path {
-		h.notFound.Inc()
-		WriteGIF(ctx, fasthttp.StatusNotFound, reasonNotFound)
-		return
+	query, host, ok := target(&ctx.Request.Header)
+	if !ok {
+		if string(ctx.Path()) != Path {
+			h.notFound.Inc()
+			WriteGIF(ctx, fasthttp.StatusNotFound, reasonNotFound)
+			return
+		}
+		query, host = ctx.URI().QueryString(), ctx.Host()
 	}
 	head := false
 	switch string(ctx.Method()) {
@@ -161,7 +165,6 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 
 	// The query is scanned for key and url only: nothing here parses every
 	// parameter (ctx.QueryArgs would), however many a request carries.
-	query := ctx.URI().QueryString()
 	key, _ := queryParam(query, "key")
 	if escaped(key) {
 		// Rare: keys are plain ASCII. The decoded key is passed through the
@@ -223,7 +226,7 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	r.ClientIP = h.clientIP(ctx)
 	r.UserAgent = text(req.UserAgent())
 	r.Referer = text(referer)
-	r.Host = text(ctx.Host())
+	r.Host = text(host)
 	r.Query = text(query)
 	r.AcceptLanguage = text(req.PeekCanonical(hdrAcceptLanguage))
 	r.DNT = isOne(req.PeekCanonical(hdrDNT))
