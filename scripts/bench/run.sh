@@ -365,7 +365,8 @@ if ! skipped edge; then
     [[ $srv == bare ]] && pid=$bare addr=$bare_addr
     s0=$(snap "$pid")
     # shellcheck disable=SC2086
-    $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s >"$out/rate-$srv.txt"
+    $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s \
+      -watch "server=$pid,broker=$kafka_pid" >"$out/rate-$srv.txt"
     s1=$(snap "$pid")
     grep -v '^timeline' "$out/rate-$srv.txt" | record >&2
     # The client's latency includes its own waits for CPU 0, which it
@@ -498,6 +499,14 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
   echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
   echo "          cores while sending: broker $(kv e2e_broker_cores), edge $(kv e2e_edge_cores), enricher $(kv e2e_enricher_cores), machine idle $(kv e2e_idle_cores); edge produce requests $(kv e2e_edge_batches) of $(kv e2e_edge_batch_records) records, $(kv e2e_edge_batch_ms) ms each on average (warm-up included)"
+  for l in edge bare; do
+    # The second with the worst latency, and who had the CPUs in it: the
+    # server's CPU (1) busy means the server held the requests; CPU 0 busy
+    # with the server's idle, the client (or the broker beside it) did.
+    worst=$(grep '^timeline' "$out/rate-$l.txt" 2>/dev/null | sort -t= -k5 -g | tail -n1 |
+      sed -E 's/^timeline t= *//; s/ +/ /g')
+    [[ -n $worst ]] && echo "constant rate, $l: worst second at $worst"
+  done
   echo "constant rate at half the edge's maximum: server cores edge $(kv edge_half_server_cores), bare $(kv bare_half_server_cores); broker cores $(kv edge_half_broker_cores) | $(kv bare_half_broker_cores); idle cores of CPU 0 $(kv edge_half_cpu0_idle) | $(kv bare_half_cpu0_idle), of CPU 1 $(kv edge_half_cpu1_idle) | $(kv bare_half_cpu1_idle) (edge | bare)"
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "          per round, bare | edge: broker cores keep-alive $(kv bare_ka_broker_cores_rounds) | $(kv edge_ka_broker_cores_rounds), close $(kv bare_close_broker_cores_rounds) | $(kv edge_close_broker_cores_rounds)"

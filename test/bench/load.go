@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -118,6 +119,10 @@ func (h *httpConn) close() {
 // loadResult holds per-request timings, indexed by request number.
 type loadResult struct {
 	due, end []int64 // intended send time and response time (unix ns); end 0 = failed
+	// sent is when a connection took the request to send it (unix ns):
+	// sent - due is the client's own queue (every connection busy, or the
+	// client short of CPU), end - sent the server's answer.
+	sent     []int64
 	status   []int16
 	started  time.Time
 	finished time.Time
@@ -130,7 +135,7 @@ type loadResult struct {
 // behind shows its queueing delay (no coordinated omission, as wrk2).
 func runConstantRate(ctx context.Context, addr string, reqs [][]byte, rate float64, conns int, onResponse func(i int, end int64)) *loadResult {
 	n := len(reqs)
-	res := &loadResult{due: make([]int64, n), end: make([]int64, n), status: make([]int16, n)}
+	res := &loadResult{due: make([]int64, n), end: make([]int64, n), sent: make([]int64, n), status: make([]int16, n)}
 	tickets := make(chan int, n)
 	interval := float64(time.Second) / rate
 	res.started = time.Now()
@@ -166,6 +171,7 @@ func runConstantRate(ctx context.Context, addr string, reqs [][]byte, rate float
 				if ctx.Err() != nil {
 					continue
 				}
+				res.sent[i] = time.Now().UnixNano()
 				st, err := c.do(reqs[i], 5*time.Second)
 				if err != nil {
 					continue
@@ -224,7 +230,12 @@ func cmdRate(args []string) error {
 	seed := fs.Uint64("seed", 3, "random seed")
 	label := fs.String("label", "rate", "prefix of the printed keys")
 	timeline := fs.Duration("timeline", 0, "also print the worst latency of every window of this length (to find stalls)")
+	watch := fs.String("watch", "", "with -timeline, also print each window's cores of these processes (name=pid,…) and each CPU's busy share, to tell a stalled server from a stalled client")
 	_ = fs.Parse(args)
+	watched, err := parseNamedPids(*watch)
+	if err != nil {
+		return fmt.Errorf("-watch: %w", err)
+	}
 	u, err := url.Parse(*target)
 	if err != nil {
 		return err
@@ -237,7 +248,15 @@ func cmdRate(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur+15*time.Second)
 	defer cancel()
+	var cpu *cpuSampler
+	if *timeline > 0 {
+		cpu = startCPUSampler(*timeline, watched)
+	}
 	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
+	var samples []cpuSample
+	if cpu != nil {
+		samples = cpu.stop()
+	}
 	var lat []int64
 	bad, failed := 0, 0
 	var last int64
@@ -259,7 +278,7 @@ func cmdRate(args []string) error {
 	fmt.Printf("%s_p50_ms=%.3f %s_p90_ms=%.3f %s_p99_ms=%.3f %s_p999_ms=%.3f %s_max_ms=%.3f\n",
 		*label, p[0], *label, p[1], *label, p[2], *label, p[3], *label, p[4])
 	if *timeline > 0 {
-		printTimeline(res, *timeline)
+		printTimeline(res, *timeline, samples, watched)
 	}
 	if failed > 0 && len(lat) == 0 {
 		return errors.New("every request failed")
@@ -284,10 +303,14 @@ func markerIndex(v []byte, needle []byte) (int, bool) {
 
 // printTimeline prints, per window of the run, the requests due in it and
 // the worst and median latency among them: a stall shows as a run of
-// windows whose worst latency exceeds the window length.
-func printTimeline(res *loadResult, w time.Duration) {
+// windows whose worst latency exceeds the window length. With CPU samples
+// it adds the client's worst queueing (sent - due) and, over the window,
+// each CPU's busy and stolen share and each watched process's cores: a
+// stall with the server's CPU busy is the server's, one with the server's
+// CPU idle and the client's busy is the client's.
+func printTimeline(res *loadResult, w time.Duration, samples []cpuSample, watched namedPids) {
 	t0 := res.started.UnixNano()
-	type win struct{ lat []int64 }
+	type win struct{ lat, wait []int64 }
 	var wins []win
 	for i := range res.due {
 		if res.end[i] == 0 {
@@ -298,9 +321,81 @@ func printTimeline(res *loadResult, w time.Duration) {
 			wins = append(wins, win{})
 		}
 		wins[k].lat = append(wins[k].lat, res.end[i]-res.due[i])
+		wins[k].wait = append(wins[k].wait, res.sent[i]-res.due[i])
 	}
 	for k, x := range wins {
 		p := percentiles(x.lat, 50, 100)
-		fmt.Printf("timeline t=%6.2fs n=%5d p50_ms=%8.3f max_ms=%8.3f\n", float64(k)*w.Seconds(), len(x.lat), p[0], p[1])
+		line := fmt.Sprintf("timeline t=%6.2fs n=%5d p50_ms=%8.3f max_ms=%8.3f", float64(k)*w.Seconds(), len(x.lat), p[0], p[1])
+		if k+1 < len(samples) {
+			line += fmt.Sprintf(" wait_max_ms=%.3f", percentiles(x.wait, 100)[0]) + samples[k].until(samples[k+1], watched)
+		}
+		fmt.Println(line)
 	}
+}
+
+// cpuSample is the machine's per-CPU times and the watched processes' CPU
+// seconds at one instant.
+type cpuSample struct {
+	at    time.Time
+	cpus  []cpuTimes
+	procs []float64
+}
+
+func takeCPUSample(watched namedPids) cpuSample {
+	cpus, _ := perCPUTimes()
+	return cpuSample{at: time.Now(), cpus: cpus, procs: watched.cpu()}
+}
+
+// until formats what happened between a and b: " cpuN_busy=… cpuN_steal=…"
+// per CPU and " NAME_cores=…" per watched process.
+func (a cpuSample) until(b cpuSample, watched namedPids) string {
+	el := b.at.Sub(a.at).Seconds()
+	if el <= 0 {
+		return ""
+	}
+	var sb strings.Builder
+	for i := range min(len(a.cpus), len(b.cpus)) {
+		fmt.Fprintf(&sb, " cpu%d_busy=%.2f cpu%d_steal=%.2f", i, (b.cpus[i].busy-a.cpus[i].busy)/el, i, (b.cpus[i].steal-a.cpus[i].steal)/el)
+	}
+	for i, p := range watched {
+		if i < len(a.procs) && i < len(b.procs) {
+			fmt.Fprintf(&sb, " %s_cores=%.2f", p.name, (b.procs[i]-a.procs[i])/el)
+		}
+	}
+	return sb.String()
+}
+
+// cpuSampler takes a cpuSample every window from its start until stop.
+type cpuSampler struct {
+	done chan struct{}
+	out  chan []cpuSample
+}
+
+// startCPUSampler samples now and then every w. The samples of a window
+// are taken by a goroutine of this client, so a client short of CPU takes
+// them late; the shares are computed over the times actually between them.
+func startCPUSampler(w time.Duration, watched namedPids) *cpuSampler {
+	s := &cpuSampler{done: make(chan struct{}), out: make(chan []cpuSample, 1)}
+	first := takeCPUSample(watched)
+	go func() {
+		samples := []cpuSample{first}
+		t := time.NewTicker(w)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				samples = append(samples, takeCPUSample(watched))
+			case <-s.done:
+				s.out <- append(samples, takeCPUSample(watched))
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the samples.
+func (s *cpuSampler) stop() []cpuSample {
+	close(s.done)
+	return <-s.out
 }

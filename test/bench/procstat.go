@@ -212,3 +212,46 @@ func threadCores(a, b map[string]float64, el float64, top int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// cpuTimes is one CPU's line of /proc/stat: seconds not idle (user, nice,
+// system, irq, softirq), idle (idle, iowait) and stolen by the hypervisor.
+type cpuTimes struct{ busy, idle, steal float64 }
+
+// perCPUTimes returns the times of every CPU ("cpuN" lines of /proc/stat),
+// indexed by N.
+func perCPUTimes() ([]cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	var out []cpuTimes
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || len(f[0]) < 4 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			continue // the "cpu" total
+		}
+		var v [8]float64
+		for i := range v {
+			if v[i], err = strconv.ParseFloat(f[i+1], 64); err != nil {
+				return nil, fmt.Errorf("unexpected /proc/stat: %q", line)
+			}
+		}
+		for len(out) <= n {
+			out = append(out, cpuTimes{})
+		}
+		// user nice system idle iowait irq softirq steal
+		out[n] = cpuTimes{
+			busy:  (v[0] + v[1] + v[2] + v[5] + v[6]) / clockTicks,
+			idle:  (v[3] + v[4]) / clockTicks,
+			steal: v[7] / clockTicks,
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cpuN lines in /proc/stat")
+	}
+	return out, nil
+}
