@@ -52,7 +52,8 @@
 #   BENCH_OUT            output directory [a new /tmp/pixelstream-bench.XXXXXX]
 #   BENCH_PROFILE=1      also save CPU and allocation profiles of the edge
 #                        and the enricher, and CPU profiles of the bare
-#                        server (pprof) into BENCH_OUT
+#                        server (pprof), of the first rounds and of the
+#                        half-rate runs, into BENCH_OUT
 #   BENCH_PIN=0          do not pin with taskset
 #   BENCH_BROKER_CPU     CPU list the broker is pinned to during the edge and bare
 #                        runs [0, the load generator's CPU]; "any" leaves it unpinned
@@ -364,10 +365,21 @@ if ! skipped edge; then
     pid=$edge addr=$edge_addr
     [[ $srv == bare ]] && pid=$bare addr=$bare_addr
     s0=$(snap "$pid")
+    if [[ $profile == 1 ]]; then
+      # Where a request's CPU goes when the server is not saturated: more
+      # wake-ups per request than under wrk's full load.
+      admin=$edge_admin
+      [[ $srv == bare ]] && admin=$bare_admin
+      curl -fsS -o "$out/$srv-half-cpu.pprof" "http://$admin/debug/pprof/profile?seconds=$((dur - 2))" &
+      prof_pid=$!
+    fi
     # shellcheck disable=SC2086
     $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s \
       -watch "server=$pid,broker=$kafka_pid" >"$out/rate-$srv.txt"
     s1=$(snap "$pid")
+    if [[ $profile == 1 ]]; then
+      wait "$prof_pid" || true
+    fi
     grep -v '^timeline' "$out/rate-$srv.txt" | record >&2
     # The client's latency includes its own waits for CPU 0, which it
     # shares with the broker: the broker's cores and CPU 0's idle time say
