@@ -310,7 +310,10 @@ func markerIndex(v []byte, needle []byte) (int, bool) {
 // CPU idle and the client's busy is the client's.
 func printTimeline(res *loadResult, w time.Duration, samples []cpuSample, watched namedPids) {
 	t0 := res.started.UnixNano()
-	type win struct{ lat, wait []int64 }
+	type win struct {
+		lat     []int64
+		waitMax int64
+	}
 	var wins []win
 	for i := range res.due {
 		if res.end[i] == 0 {
@@ -321,13 +324,13 @@ func printTimeline(res *loadResult, w time.Duration, samples []cpuSample, watche
 			wins = append(wins, win{})
 		}
 		wins[k].lat = append(wins[k].lat, res.end[i]-res.due[i])
-		wins[k].wait = append(wins[k].wait, res.sent[i]-res.due[i])
+		wins[k].waitMax = max(wins[k].waitMax, res.sent[i]-res.due[i])
 	}
 	for k, x := range wins {
 		p := percentiles(x.lat, 50, 100)
 		line := fmt.Sprintf("timeline t=%6.2fs n=%5d p50_ms=%8.3f max_ms=%8.3f", float64(k)*w.Seconds(), len(x.lat), p[0], p[1])
 		if k+1 < len(samples) {
-			line += fmt.Sprintf(" wait_max_ms=%.3f", percentiles(x.wait, 100)[0]) + samples[k].until(samples[k+1], watched)
+			line += fmt.Sprintf(" wait_max_ms=%.3f", float64(x.waitMax)/1e6) + samples[k].until(samples[k+1], watched)
 		}
 		fmt.Println(line)
 	}

@@ -45,24 +45,17 @@ func statFileCPU(path string) (float64, error) {
 
 // machineTimes returns the machine's idle CPU time (idle + iowait) and the
 // time the hypervisor gave its CPUs to other guests (steal), in seconds,
-// all CPUs summed, from the "cpu" line of /proc/stat.
+// all CPUs summed (perCPUTimes).
 func machineTimes() (idle, steal float64, err error) {
-	b, err := os.ReadFile("/proc/stat")
+	cpus, err := perCPUTimes()
 	if err != nil {
 		return 0, 0, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	for _, c := range cpus {
+		idle += c.idle
+		steal += c.steal
 	}
-	var v [3]float64
-	for i, k := range []int{4, 5, 8} {
-		if v[i], err = strconv.ParseFloat(f[k], 64); err != nil {
-			return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
-		}
-	}
-	return (v[0] + v[1]) / clockTicks, v[2] / clockTicks, nil
+	return idle, steal, nil
 }
 
 // statusKB returns a "Vm…:  N kB" field of /proc/<pid>/status.
