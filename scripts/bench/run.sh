@@ -4,9 +4,9 @@
 # and psbench (test/bench), runs
 #   1+2. wrk against a bare fasthttp GIF server (the baseline) and the real
 #      edge publishing to Kafka, in alternating rounds, keep-alive and a new
-#      connection per hit; then a constant-rate run at half the edge's
+#      connection per hit; then constant-rate runs at half the edge's
 #      keep-alive maximum (and the bare server at the same rate: the noise
-#      floor);
+#      floor), with Poisson arrivals and then in 1 ms bursts;
 #   3. end-to-end latency at a fixed rate (edge → Kafka → enricher → Kafka →
 #      consumer);
 #   4. enricher throughput draining a pre-filled raw topic;
@@ -358,33 +358,46 @@ if ! skipped edge; then
   done
 
   half=$(( $(printf '%.0f' "$(kv edge_ka_rps)") / 2 ))
-  log "constant rate at half the edge's keep-alive maximum: $half requests/s for ${dur}s, edge then bare"
+  log "constant rate at half the edge's keep-alive maximum: $half requests/s for ${dur}s, edge then bare, Poisson arrivals, then evenly in 1 ms bursts"
   # Each server's cores at that rate: half the requests is not half the CPU
   # (fewer requests per wake-up), and a server near its CPU's limit queues.
-  for srv in edge bare; do
-    pid=$edge addr=$edge_addr
-    [[ $srv == bare ]] && pid=$bare addr=$bare_addr
-    s0=$(snap "$pid")
-    if [[ $profile == 1 ]]; then
-      # Where a request's CPU goes when the server is not saturated: more
-      # wake-ups per request than under wrk's full load.
-      admin=$edge_admin
-      [[ $srv == bare ]] && admin=$bare_admin
-      curl -fsS -o "$out/$srv-half-cpu.pprof" "http://$admin/debug/pprof/profile?seconds=$((dur - 2))" &
-      prof_pid=$!
+  # Two arrival patterns: Poisson (independent visitors, released within
+  # ~50 us of their due times: the target's measurement), and the earlier
+  # rounds' client, whose Go timer sleeps at least ~1.1 ms and so sends a
+  # millisecond's requests at once, up to 1 ms late (as wrk2's 1 ms event
+  # loop does): the same figure as every round before the fifteenth.
+  for pattern in poisson 1ms; do
+    pace=(-poisson)
+    suffix=""
+    if [[ $pattern == 1ms ]]; then
+      pace=(-tick 0)
+      suffix=_1ms
     fi
-    # shellcheck disable=SC2086
-    $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" -duration "${dur}s" -conns "$conns" -label "${srv}_half" -timeline 1s \
-      -watch "server=$pid,broker=$kafka_pid" >"$out/rate-$srv.txt"
-    s1=$(snap "$pid")
-    if [[ $profile == 1 ]]; then
-      wait "$prof_pid" || true
-    fi
-    grep -v '^timeline' "$out/rate-$srv.txt" | record >&2
-    # The client's latency includes its own waits for CPU 0, which it
-    # shares with the broker: the broker's cores and CPU 0's idle time say
-    # how much of a p99 the client's side may hold.
-    usage "${srv}_half" "$s0" "$s1"
+    for srv in edge bare; do
+      pid=$edge addr=$edge_addr
+      [[ $srv == bare ]] && pid=$bare addr=$bare_addr
+      s0=$(snap "$pid")
+      if [[ $profile == 1 && $pattern == poisson ]]; then
+        # Where a request's CPU goes when the server is not saturated: more
+        # wake-ups per request than under wrk's full load.
+        admin=$edge_admin
+        [[ $srv == bare ]] && admin=$bare_admin
+        curl -fsS -o "$out/$srv-half-cpu.pprof" "http://$admin/debug/pprof/profile?seconds=$((dur - 2))" &
+        prof_pid=$!
+      fi
+      # shellcheck disable=SC2086
+      $load_cpu "$psbench" rate -url "http://$addr" -rate "$half" "${pace[@]}" -duration "${dur}s" -conns "$conns" \
+        -label "${srv}_half$suffix" -timeline 1s -watch "server=$pid,broker=$kafka_pid" >"$out/rate-$srv$suffix.txt"
+      s1=$(snap "$pid")
+      if [[ $profile == 1 && $pattern == poisson ]]; then
+        wait "$prof_pid" || true
+      fi
+      grep -v '^timeline' "$out/rate-$srv$suffix.txt" | record >&2
+      # The client's latency includes its own waits for CPU 0, which it
+      # shares with the broker: the broker's cores and CPU 0's idle time say
+      # how much of a p99 the client's side may hold.
+      usage "${srv}_half$suffix" "$s0" "$s1"
+    done
   done
   if [[ -n $broker_cpu ]]; then
     taskset -a -p -c "0-$(($(nproc) - 1))" "$kafka_pid" >/dev/null
@@ -505,13 +518,13 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   for l in bare_ka edge_ka bare_close edge_close; do
     row "wrk $l" "$(kv ${l}_rps)" "$(ms "$(kv ${l}_p50_us)")" "$(ms "$(kv ${l}_p99_us)")" "$(kv ${l}_cpu_us_per_req)"
   done
-  for l in edge_half bare_half; do
+  for l in edge_half bare_half edge_half_1ms bare_half_1ms; do
     row "constant rate $l ($(kv ${l}_target_rps)/s)" "$(kv ${l}_achieved_rps)" "$(kv ${l}_p50_ms)" "$(kv ${l}_p99_ms)" ""
   done
   row "end to end at $(kv e2e_target_rps)/s (matched $(kv e2e_matched)/$(kv e2e_ok))" "$(kv e2e_achieved_rps)" "$(kv e2e_p50_ms)" "$(kv e2e_p99_ms)" ""
   echo "end to end: machine steal $(kv e2e_steal_cores) cores while sending; HTTP p50/p99 $(kv e2e_http_p50_ms)/$(kv e2e_http_p99_ms) ms; p99 per second: median $(kv e2e_second_p99_median_ms) ms, worst $(kv e2e_second_p99_worst_ms) ms, $(kv e2e_seconds_p99_over_100ms) of $(kv e2e_seconds) seconds over 100 ms"
   echo "          cores while sending: broker $(kv e2e_broker_cores), edge $(kv e2e_edge_cores), enricher $(kv e2e_enricher_cores), machine idle $(kv e2e_idle_cores); edge produce requests $(kv e2e_edge_batches) of $(kv e2e_edge_batch_records) records, $(kv e2e_edge_batch_ms) ms each on average (warm-up included)"
-  for l in edge bare; do
+  for l in edge bare edge_1ms bare_1ms; do
     # The second with the worst latency, and who had the CPUs in it: the
     # server's CPU (1) busy means the server held the requests; CPU 0 busy
     # with the server's idle, the client (or the broker beside it) did.
@@ -519,7 +532,9 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
       sed -E 's/^timeline t= *//; s/ +/ /g')
     [[ -n $worst ]] && echo "constant rate, $l: worst second at $worst"
   done
-  echo "constant rate at half the edge's maximum: server cores edge $(kv edge_half_server_cores), bare $(kv bare_half_server_cores); broker cores $(kv edge_half_broker_cores) | $(kv bare_half_broker_cores); idle cores of CPU 0 $(kv edge_half_cpu0_idle) | $(kv bare_half_cpu0_idle), of CPU 1 $(kv edge_half_cpu1_idle) | $(kv bare_half_cpu1_idle) (edge | bare)"
+  for sfx in "" _1ms; do
+    echo "constant rate at half the edge's maximum${sfx:+ (1 ms bursts)}: server cores edge $(kv edge_half${sfx}_server_cores), bare $(kv bare_half${sfx}_server_cores); broker cores $(kv edge_half${sfx}_broker_cores) | $(kv bare_half${sfx}_broker_cores); idle cores of CPU 0 $(kv edge_half${sfx}_cpu0_idle) | $(kv bare_half${sfx}_cpu0_idle), of CPU 1 $(kv edge_half${sfx}_cpu1_idle) | $(kv bare_half${sfx}_cpu1_idle); client's own p99 $(kv edge_half${sfx}_wait_p99_ms) | $(kv bare_half${sfx}_wait_p99_ms) ms (edge | bare)"
+  done
   echo "per-round edge/bare ratios: keep-alive $(kv ratio_ka_rounds), close $(kv ratio_close_rounds); CPU-per-request bare/edge: keep-alive $(kv cpu_ratio_ka_rounds), close $(kv cpu_ratio_close_rounds)"
   echo "          per round, bare | edge: broker cores keep-alive $(kv bare_ka_broker_cores_rounds) | $(kv edge_ka_broker_cores_rounds), close $(kv bare_close_broker_cores_rounds) | $(kv edge_close_broker_cores_rounds)"
   echo "          idle cores of CPU 0 (load generator, broker) keep-alive $(kv bare_ka_cpu0_idle_rounds) | $(kv edge_ka_cpu0_idle_rounds), close $(kv bare_close_cpu0_idle_rounds) | $(kv edge_close_cpu0_idle_rounds); of CPU 1 (server) keep-alive $(kv bare_ka_cpu1_idle_rounds) | $(kv edge_ka_cpu1_idle_rounds), close $(kv bare_close_cpu1_idle_rounds) | $(kv edge_close_cpu1_idle_rounds)"
@@ -536,6 +551,7 @@ trow() { printf '%-64s %14s %8s\n' "$@"; }
   trow "  CPU per request, bare/edge, new connection per hit" "$(kv cpu_ratio_close)" ""
   trow "edge p99 at half its max rate < 5 ms (ms)" "$(kv edge_half_p99_ms)" "$(verdict "$(kv edge_half_p99_ms)" "<" 5)"
   trow "  bare server p99 at the same rate (noise floor, ms)" "$(kv bare_half_p99_ms)" ""
+  trow "  edge | bare p99 in 1 ms bursts (earlier rounds' client, ms)" "$(kv edge_half_1ms_p99_ms) | $(kv bare_half_1ms_p99_ms)" ""
   trow "enricher events/s >= 100000 (realistic mix, real broker)" "$(kv tput_events_per_s)" "$(verdict "$(kv tput_events_per_s)" ">=" 100000)"
   trow "end to end p99 at ${e2e_rate}/s < 100 ms (ms)" "$(kv e2e_p99_ms)" "$(verdict "$(kv e2e_p99_ms)" "<" 100)"
   trow "edge peak RSS (VmHWM) < 100 MiB" "$(kv edge_vmhwm_mib)" "$(verdict "$(kv edge_vmhwm_mib)" "<" 100)"

@@ -24,7 +24,8 @@ func cmdE2E(args []string) error {
 	target := fs.String("url", "http://127.0.0.1:18080", "edge base URL")
 	brokers := fs.String("brokers", "127.0.0.1:19392", "Kafka brokers")
 	topic := fs.String("topic", "bench.e2e.enriched", "enriched topic")
-	rate := fs.Float64("rate", 5000, "hits per second")
+	var pace pacing
+	pace.addFlags(fs, 5000)
 	dur := fs.Duration("duration", 15*time.Second, "sending time")
 	conns := fs.Int("conns", 32, "keep-alive connections")
 	wait := fs.Duration("wait", 15*time.Second, "how long to wait for the last records after sending")
@@ -40,7 +41,7 @@ func cmdE2E(args []string) error {
 		return err
 	}
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	n := int(*rate * dur.Seconds())
+	n := int(pace.rate * dur.Seconds())
 	reqs := buildRequests(n, *seed, u.Host, false, run)
 	needle := []byte("/lat/" + run + "/")
 
@@ -82,7 +83,7 @@ func cmdE2E(args []string) error {
 	idle0, steal0, _ := machineTimes()
 	cpu0 := procs.cpu()
 	sendStart := time.Now()
-	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
+	res := runConstantRate(ctx, u.Host, reqs, pace, *conns, nil)
 	sendEnd := time.Now()
 	idle1, steal1, _ := machineTimes()
 	cpu1 := procs.cpu()
@@ -117,7 +118,7 @@ func cmdE2E(args []string) error {
 	p := percentiles(e2e, 50, 90, 99, 100)
 	h := percentiles(httpLat, 50, 99)
 	fmt.Printf("e2e_target_rps=%.0f e2e_achieved_rps=%.0f e2e_sent=%d e2e_ok=%d e2e_matched=%d e2e_missing=%d\n",
-		*rate, float64(okResp)/el, n, okResp, len(e2e), missing)
+		pace.rate, float64(okResp)/el, n, okResp, len(e2e), missing)
 	// Steal: CPU time the hypervisor gave to other guests while sending,
 	// which stalls every process here at once (latency spikes no code
 	// path explains).

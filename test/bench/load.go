@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,37 +129,23 @@ type loadResult struct {
 	finished time.Time
 }
 
-// runConstantRate sends len(reqs) requests at rate per second over conns
+// runConstantRate sends len(reqs) requests at the times p sets over conns
 // keep-alive connections (or a new connection per request with
 // closeConn). Latency is measured from the time a request was due, not
 // from when a connection was free to send it, so a server that falls
 // behind shows its queueing delay (no coordinated omission, as wrk2).
-func runConstantRate(ctx context.Context, addr string, reqs [][]byte, rate float64, conns int, onResponse func(i int, end int64)) *loadResult {
+func runConstantRate(ctx context.Context, addr string, reqs [][]byte, p pacing, conns int, onResponse func(i int, end int64)) *loadResult {
 	n := len(reqs)
 	res := &loadResult{due: make([]int64, n), end: make([]int64, n), sent: make([]int64, n), status: make([]int16, n)}
+	offs := p.offsets(n)
+	if procs := p.procsFor(runtime.GOMAXPROCS(0)); procs != runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	}
 	tickets := make(chan int, n)
-	interval := float64(time.Second) / rate
 	res.started = time.Now()
-	t0 := res.started.UnixNano()
 	go func() {
 		defer close(tickets)
-		for i := 0; i < n; {
-			now := time.Now().UnixNano()
-			for i < n && t0+int64(float64(i)*interval) <= now {
-				res.due[i] = t0 + int64(float64(i)*interval)
-				tickets <- i
-				i++
-			}
-			if i >= n {
-				return
-			}
-			wait := time.Duration(t0 + int64(float64(i)*interval) - time.Now().UnixNano())
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(max(wait, 0)):
-			}
-		}
+		p.release(ctx, res.started.UnixNano(), offs, res.due, tickets)
 	}()
 	var wg sync.WaitGroup
 	for range conns {
@@ -222,7 +209,8 @@ func buildRequests(n int, seed uint64, host string, closeConn bool, marker strin
 func cmdRate(args []string) error {
 	fs := flag.NewFlagSet("rate", flag.ExitOnError)
 	target := fs.String("url", "http://127.0.0.1:18080", "edge base URL")
-	rate := fs.Float64("rate", 5000, "requests per second")
+	var pace pacing
+	pace.addFlags(fs, 5000)
 	dur := fs.Duration("duration", 10*time.Second, "sending time")
 	conns := fs.Int("conns", 64, "connections")
 	closeConn := fs.Bool("close", false, "a new connection per request")
@@ -240,7 +228,7 @@ func cmdRate(args []string) error {
 	if err != nil {
 		return err
 	}
-	n := int(*rate * dur.Seconds())
+	n := int(pace.rate * dur.Seconds())
 	base := buildRequests(min(*distinct, n), *seed, u.Host, *closeConn, "")
 	reqs := make([][]byte, n)
 	for i := range reqs {
@@ -252,12 +240,12 @@ func cmdRate(args []string) error {
 	if *timeline > 0 {
 		cpu = startCPUSampler(*timeline, watched)
 	}
-	res := runConstantRate(ctx, u.Host, reqs, *rate, *conns, nil)
+	res := runConstantRate(ctx, u.Host, reqs, pace, *conns, nil)
 	var samples []cpuSample
 	if cpu != nil {
 		samples = cpu.stop()
 	}
-	var lat []int64
+	var lat, wait []int64
 	bad, failed := 0, 0
 	var last int64
 	for i := range reqs {
@@ -268,15 +256,21 @@ func cmdRate(args []string) error {
 			bad++
 		default:
 			lat = append(lat, res.end[i]-res.due[i])
+			wait = append(wait, res.sent[i]-res.due[i])
 		}
 		last = max(last, res.end[i])
 	}
 	el := float64(last-res.started.UnixNano()) / 1e9
 	p := percentiles(lat, 50, 90, 99, 99.9, 100)
 	fmt.Printf("%s_target_rps=%.0f %s_achieved_rps=%.0f %s_sent=%d %s_ok=%d %s_non200=%d %s_failed=%d\n",
-		*label, *rate, *label, float64(len(lat)+bad)/el, *label, n, *label, len(lat), *label, bad, *label, failed)
+		*label, pace.rate, *label, float64(len(lat)+bad)/el, *label, n, *label, len(lat), *label, bad, *label, failed)
 	fmt.Printf("%s_p50_ms=%.3f %s_p90_ms=%.3f %s_p99_ms=%.3f %s_p999_ms=%.3f %s_max_ms=%.3f\n",
 		*label, p[0], *label, p[1], *label, p[2], *label, p[3], *label, p[4])
+	// The client's own share of those: from the due time until a
+	// connection took the request (releasing late, or every connection
+	// busy).
+	w := percentiles(wait, 50, 99)
+	fmt.Printf("%s_wait_p50_ms=%.3f %s_wait_p99_ms=%.3f\n", *label, w[0], *label, w[1])
 	if *timeline > 0 {
 		printTimeline(res, *timeline, samples, watched)
 	}
