@@ -32,6 +32,9 @@ func cmdE2E(args []string) error {
 	seed := fs.Uint64("seed", 4, "random seed")
 	cpuOf := fs.String("cpu-of", "", "name=pid,…: the cores each process used while sending are reported (e2e_<name>_cores)")
 	_ = fs.Parse(args)
+	if err := pace.validate(); err != nil {
+		return err
+	}
 	procs, err := parseNamedPids(*cpuOf)
 	if err != nil {
 		return err

@@ -220,6 +220,9 @@ func cmdRate(args []string) error {
 	timeline := fs.Duration("timeline", 0, "also print the worst latency of every window of this length (to find stalls)")
 	watch := fs.String("watch", "", "with -timeline, also print each window's cores of these processes (name=pid,…) and each CPU's busy share, to tell a stalled server from a stalled client")
 	_ = fs.Parse(args)
+	if err := pace.validate(); err != nil {
+		return err
+	}
 	watched, err := parseNamedPids(*watch)
 	if err != nil {
 		return fmt.Errorf("-watch: %w", err)

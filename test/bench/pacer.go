@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"time"
@@ -33,6 +35,17 @@ func (p *pacing) addFlags(fs *flag.FlagSet, rate float64) {
 	fs.BoolVar(&p.poisson, "poisson", false, "exponential gaps between due times (independent visitors) instead of even ones")
 	fs.Uint64Var(&p.seed, "pace-seed", 5, "random seed of -poisson's gaps")
 	fs.DurationVar(&p.tick, "tick", 50*time.Microsecond, "shortest sleep of the releasing thread (nanosleep); 0 = a Go timer (1 ms resolution: millisecond bursts)")
+}
+
+// validate reports flags no schedule can come from.
+func (p pacing) validate() error {
+	switch {
+	case !(p.rate > 0) || math.IsInf(p.rate, 1):
+		return fmt.Errorf("-rate is %v, want a positive number of requests per second", p.rate)
+	case p.tick < 0:
+		return fmt.Errorf("-tick is %v, want 0 (a Go timer) or more", p.tick)
+	}
+	return nil
 }
 
 // offsets returns the due times of n requests, in nanoseconds from the

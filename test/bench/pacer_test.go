@@ -126,3 +126,22 @@ func TestPacingProcsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestPacingValidate(t *testing.T) {
+	for _, tc := range []struct {
+		p  pacing
+		ok bool
+	}{
+		{pacing{rate: 5000, tick: 50 * time.Microsecond}, true},
+		{pacing{rate: 0.5}, true},
+		{pacing{rate: 0}, false},
+		{pacing{rate: -1}, false},
+		{pacing{rate: math.NaN()}, false},
+		{pacing{rate: math.Inf(1)}, false},
+		{pacing{rate: 5000, tick: -time.Microsecond}, false},
+	} {
+		if err := tc.p.validate(); (err == nil) != tc.ok {
+			t.Errorf("validate(%+v) = %v, want ok %v", tc.p, err, tc.ok)
+		}
+	}
+}
