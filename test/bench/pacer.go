@@ -72,7 +72,7 @@ func (p pacing) offsets(n int) []int64 {
 // offs[i], recorded in due) has come, until all are sent or ctx is done.
 // tickets must have room for all of them.
 func (p pacing) release(ctx context.Context, t0 int64, offs, due []int64, tickets chan<- int) {
-	sleep := p.sleepGo
+	sleep := sleepGo
 	if p.tick > 0 {
 		// A thread of its own sleeping in nanosleep wakes within tens of
 		// microseconds of the time asked. The lowered timer slack (50 µs by
@@ -80,7 +80,7 @@ func (p pacing) release(ctx context.Context, t0 int64, offs, due []int64, ticket
 		// goroutine since it is never unlocked.
 		runtime.LockOSThread()
 		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
-		sleep = p.sleepThread
+		sleep = sleepThread
 	}
 	for i := 0; i < len(offs); {
 		now := time.Now().UnixNano()
@@ -98,12 +98,14 @@ func (p pacing) release(ctx context.Context, t0 int64, offs, due []int64, ticket
 	}
 }
 
-func (p pacing) sleepThread(_ context.Context, d time.Duration) {
+// sleepThread sleeps d in nanosleep, on the calling thread.
+func sleepThread(_ context.Context, d time.Duration) {
 	ts := unix.NsecToTimespec(d.Nanoseconds())
 	_ = unix.Nanosleep(&ts, nil) // EINTR wakes early; the caller re-reads the clock
 }
 
-func (p pacing) sleepGo(ctx context.Context, d time.Duration) {
+// sleepGo sleeps d on a Go timer, or until ctx is done.
+func sleepGo(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
